@@ -1,0 +1,352 @@
+//! `fermyon:spin/key-value@2.0.0`, `wasi:keyvalue@0.2.0-draft2` (store,
+//! atomics, batch) and `fermyon:spin/variables@2.0.0` for the guest, over
+//! the SQLite database in `kv.rs`. Both key-value interfaces see the same
+//! data: a bucket opened as `default` is the Spin store labelled `default`.
+
+use crate::bindings::fermyon::spin::{key_value, variables};
+use crate::bindings::wasi::keyvalue::{atomics, batch, store};
+use crate::kv::{self, Swap};
+use crate::state::RequestState;
+use wasmtime::Result;
+use wasmtime::component::Resource;
+
+/// An open Spin store (its label).
+pub struct SpinStore(String);
+/// An open `wasi:keyvalue` bucket (its label).
+pub struct Bucket(String);
+/// A compare-and-swap handle: the value as it was read.
+pub struct Cas {
+    store: String,
+    key: String,
+    seen: Option<Vec<u8>>,
+}
+
+impl RequestState {
+    fn may_open(&self, label: &str) -> bool {
+        self.component.stores.contains(label)
+    }
+
+    /// The database handle, cloned so no borrow of `self` (which is not
+    /// `Sync`) is held across an await.
+    fn db(&self) -> crate::kv::KvDb {
+        self.kv.clone()
+    }
+}
+
+// ---- fermyon:spin/key-value -------------------------------------------------
+
+impl key_value::Host for RequestState {}
+
+impl key_value::HostStore for RequestState {
+    async fn open(
+        &mut self,
+        label: String,
+    ) -> Result<Result<Resource<SpinStore>, key_value::Error>> {
+        if !self.may_open(&label) {
+            return Ok(Err(key_value::Error::AccessDenied));
+        }
+        Ok(Ok(self.table.push(SpinStore(label))?))
+    }
+
+    async fn get(
+        &mut self,
+        s: Resource<SpinStore>,
+        key: String,
+    ) -> Result<Result<Option<Vec<u8>>, key_value::Error>> {
+        let label = self.table.get(&s)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::get(c, &label, &key))
+            .await
+            .map_err(key_value::Error::Other))
+    }
+
+    async fn set(
+        &mut self,
+        s: Resource<SpinStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<Result<(), key_value::Error>> {
+        let label = self.table.get(&s)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::set(c, &label, &key, &value))
+            .await
+            .map_err(key_value::Error::Other))
+    }
+
+    async fn delete(
+        &mut self,
+        s: Resource<SpinStore>,
+        key: String,
+    ) -> Result<Result<(), key_value::Error>> {
+        let label = self.table.get(&s)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::delete(c, &label, &key))
+            .await
+            .map_err(key_value::Error::Other))
+    }
+
+    async fn exists(
+        &mut self,
+        s: Resource<SpinStore>,
+        key: String,
+    ) -> Result<Result<bool, key_value::Error>> {
+        let label = self.table.get(&s)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::exists(c, &label, &key))
+            .await
+            .map_err(key_value::Error::Other))
+    }
+
+    async fn get_keys(
+        &mut self,
+        s: Resource<SpinStore>,
+    ) -> Result<Result<Vec<String>, key_value::Error>> {
+        let label = self.table.get(&s)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::keys_after(c, &label, None, None))
+            .await
+            .map_err(key_value::Error::Other))
+    }
+
+    async fn drop(&mut self, s: Resource<SpinStore>) -> Result<()> {
+        self.table.delete(s)?;
+        Ok(())
+    }
+}
+
+// ---- wasi:keyvalue/store ----------------------------------------------------
+
+/// Page size of `list-keys`; the cursor is the last key returned.
+const LIST_PAGE: u32 = 1000;
+
+impl store::Host for RequestState {
+    async fn open(&mut self, identifier: String) -> Result<Result<Resource<Bucket>, store::Error>> {
+        if !self.may_open(&identifier) {
+            return Ok(Err(store::Error::AccessDenied));
+        }
+        Ok(Ok(self.table.push(Bucket(identifier))?))
+    }
+}
+
+impl store::HostBucket for RequestState {
+    async fn get(
+        &mut self,
+        b: Resource<Bucket>,
+        key: String,
+    ) -> Result<Result<Option<Vec<u8>>, store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::get(c, &label, &key))
+            .await
+            .map_err(store::Error::Other))
+    }
+
+    async fn set(
+        &mut self,
+        b: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<Result<(), store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::set(c, &label, &key, &value))
+            .await
+            .map_err(store::Error::Other))
+    }
+
+    async fn delete(
+        &mut self,
+        b: Resource<Bucket>,
+        key: String,
+    ) -> Result<Result<(), store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::delete(c, &label, &key))
+            .await
+            .map_err(store::Error::Other))
+    }
+
+    async fn exists(
+        &mut self,
+        b: Resource<Bucket>,
+        key: String,
+    ) -> Result<Result<bool, store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::exists(c, &label, &key))
+            .await
+            .map_err(store::Error::Other))
+    }
+
+    async fn list_keys(
+        &mut self,
+        b: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> Result<Result<store::KeyResponse, store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        let page = self
+            .db()
+            .run(move |c| kv::keys_after(c, &label, cursor.as_deref(), Some(LIST_PAGE)))
+            .await;
+        Ok(page
+            .map(|keys| store::KeyResponse {
+                cursor: (keys.len() == LIST_PAGE as usize).then(|| keys[keys.len() - 1].clone()),
+                keys,
+            })
+            .map_err(store::Error::Other))
+    }
+
+    async fn drop(&mut self, b: Resource<Bucket>) -> Result<()> {
+        self.table.delete(b)?;
+        Ok(())
+    }
+}
+
+// ---- wasi:keyvalue/atomics --------------------------------------------------
+
+impl atomics::Host for RequestState {
+    async fn increment(
+        &mut self,
+        b: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> Result<Result<i64, store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::increment(c, &label, &key, delta))
+            .await
+            .map_err(store::Error::Other))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<Cas>,
+        value: Vec<u8>,
+    ) -> Result<Result<(), atomics::CasError>> {
+        let Cas { store, key, seen } = self.table.delete(cas)?;
+        let (s, k) = (store.clone(), key.clone());
+        let outcome = self
+            .db()
+            .run(move |c| kv::compare_and_swap(c, &s, &k, seen.as_deref(), &value))
+            .await;
+        Ok(match outcome {
+            Ok(Swap::Done) => Ok(()),
+            Ok(Swap::Changed(current)) => {
+                let fresh = self.table.push(Cas {
+                    store,
+                    key,
+                    seen: current,
+                })?;
+                Err(atomics::CasError::CasFailed(fresh))
+            }
+            Err(e) => Err(atomics::CasError::StoreError(store::Error::Other(e))),
+        })
+    }
+}
+
+impl atomics::HostCas for RequestState {
+    async fn new(
+        &mut self,
+        b: Resource<Bucket>,
+        key: String,
+    ) -> Result<Result<Resource<Cas>, store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        let (l, k) = (label.clone(), key.clone());
+        match self.db().run(move |c| kv::get(c, &l, &k)).await {
+            Ok(seen) => Ok(Ok(self.table.push(Cas {
+                store: label,
+                key,
+                seen,
+            })?)),
+            Err(e) => Ok(Err(store::Error::Other(e))),
+        }
+    }
+
+    async fn current(
+        &mut self,
+        cas: Resource<Cas>,
+    ) -> Result<Result<Option<Vec<u8>>, store::Error>> {
+        Ok(Ok(self.table.get(&cas)?.seen.clone()))
+    }
+
+    async fn drop(&mut self, cas: Resource<Cas>) -> Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+// ---- wasi:keyvalue/batch ----------------------------------------------------
+
+impl batch::Host for RequestState {
+    async fn get_many(
+        &mut self,
+        b: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        let got = self
+            .db()
+            .run(move |c| {
+                keys.into_iter()
+                    .map(|k| kv::get(c, &label, &k).map(|v| (k, v)))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await;
+        Ok(got.map_err(store::Error::Other))
+    }
+
+    async fn set_many(
+        &mut self,
+        b: Resource<Bucket>,
+        entries: Vec<(String, Vec<u8>)>,
+    ) -> Result<Result<(), store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::set_many(c, &label, &entries))
+            .await
+            .map_err(store::Error::Other))
+    }
+
+    async fn delete_many(
+        &mut self,
+        b: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<Result<(), store::Error>> {
+        let label = self.table.get(&b)?.0.clone();
+        Ok(self
+            .db()
+            .run(move |c| kv::delete_many(c, &label, &keys))
+            .await
+            .map_err(store::Error::Other))
+    }
+}
+
+// ---- fermyon:spin/variables -------------------------------------------------
+
+impl variables::Host for RequestState {
+    async fn get(&mut self, name: String) -> Result<Result<String, variables::Error>> {
+        // Spin normalises nothing: names are lowercase by manifest rule.
+        Ok(match self.component.variables.get(&name) {
+            Some(v) => Ok(v.clone()),
+            None if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
+            {
+                Err(variables::Error::InvalidName(name))
+            }
+            None => Err(variables::Error::Undefined(name)),
+        })
+    }
+}

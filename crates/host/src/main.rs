@@ -1,0 +1,161 @@
+//! `assetgate-host`: runs a Spin app (`spin.toml` + its `.wasm` components)
+//! without a Spin binary. It implements exactly the Spin host interfaces
+//! assetgate uses; it is the embedded default for running and the engine of
+//! the end-to-end tests, not a replacement for Spin.
+
+mod bindings;
+mod host_kv;
+mod kv;
+mod manifest;
+mod outbound;
+mod routes;
+mod server;
+mod state;
+mod variables;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Parser;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "assetgate-host",
+    version,
+    about = "Run a Spin app's spin.toml and .wasm components without Spin"
+)]
+struct Cli {
+    /// The application manifest.
+    #[arg(short = 'f', long, default_value = "spin.toml")]
+    from: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Set an application variable (overrides SPIN_VARIABLE_<NAME>).
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    variables: Vec<String>,
+    /// Directory for durable state (key-value database, compile cache);
+    /// defaults to `.spin` next to the manifest, as Spin does.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Maximum linear memory of one component instance, in MiB.
+    #[arg(long, default_value_t = 512)]
+    max_instance_memory_mib: usize,
+    /// Where compiled components are cached (default: `<state-dir>/cache`).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Do not cache compiled components on disk.
+    #[arg(long)]
+    no_compile_cache: bool,
+}
+
+fn parse_variables(raw: &[String]) -> Result<BTreeMap<String, String>> {
+    raw.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("--variable `{kv}` must be NAME=VALUE"))
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASSETGATE_LOG").unwrap_or_else(|_| {
+                "info,wasmtime_wasi_http=warn,cranelift=warn,wasmtime=warn".into()
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let manifest = manifest::Manifest::load(&cli.from)?;
+    let state_dir = cli.state_dir.unwrap_or_else(|| manifest.root.join(".spin"));
+    let options = server::HostOptions {
+        compile_cache: (!cli.no_compile_cache)
+            .then(|| cli.cache_dir.unwrap_or_else(|| state_dir.join("cache"))),
+        state_dir,
+        variables: parse_variables(&cli.variables)?,
+        max_instance_memory: cli.max_instance_memory_mib << 20,
+    };
+    let app = server::App::load(&manifest, &options)?;
+    let listener = TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+    app.set_origin(addr);
+
+    tracing::info!(app = %app.name, version = %app.version, "application loaded");
+    // Spin prints the same banner; the end-to-end tests read the address
+    // from it when they ask for port 0.
+    println!("Serving http://{addr}");
+    println!("Available Routes:");
+    for t in &manifest.triggers {
+        if let Some(route) = &t.route {
+            println!(
+                "  {}: http://{addr}{}",
+                t.component,
+                route.trim_end_matches("/...")
+            );
+        }
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = Arc::clone(&app);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let app = Arc::clone(&app);
+                        async move { Ok::<_, std::convert::Infallible>(app.handle(req, client).await) }
+                    });
+                    if let Err(e) = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                    {
+                        tracing::debug!(%client, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

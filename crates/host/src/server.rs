@@ -1,0 +1,449 @@
+//! Serving the app: routing, one fresh component instance per request from a
+//! pre-instantiated component, streamed bodies, and outbound requests
+//! (refused, chained in-process, or sent to the network).
+
+use crate::kv::KvDb;
+use crate::manifest::Manifest;
+use crate::outbound::{Destination, OutboundPolicy};
+use crate::routes::{RouteMatch, Router};
+use crate::state::{ComponentConfig, RequestState};
+use crate::variables::ResolvedVariables;
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpHooks, WasiHttpView};
+
+/// Host settings that are not in the manifest.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Where `.spin/` state lives (the key-value database, compile cache).
+    pub state_dir: PathBuf,
+    /// `--variable` overrides.
+    pub variables: BTreeMap<String, String>,
+    /// Upper bound on one instance's linear memory.
+    pub max_instance_memory: usize,
+    /// Directory to cache compiled components in, if any.
+    pub compile_cache: Option<PathBuf>,
+}
+
+struct LoadedComponent {
+    pre: ProxyPre<RequestState>,
+    config: Arc<ComponentConfig>,
+    /// The first public route of the component, for chained requests sent
+    /// straight to it (`http://<id>.spin.internal`).
+    route: Option<String>,
+}
+
+/// A loaded application, ready to serve.
+pub struct App {
+    pub name: String,
+    pub version: String,
+    engine: Engine,
+    router: Router,
+    components: HashMap<String, LoadedComponent>,
+    kv: KvDb,
+    max_instance_memory: usize,
+    /// `http://host:port` the app is reachable at (for `spin-full-url`).
+    origin: std::sync::OnceLock<String>,
+    me: Weak<App>,
+}
+
+/// Which component a request goes to.
+enum Target {
+    Route,
+    Component(String),
+}
+
+impl App {
+    pub fn load(manifest: &Manifest, options: &HostOptions) -> Result<Arc<App>> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        if let Some(dir) = &options.compile_cache {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(wasmtime::Cache::new(cache)?));
+        }
+        let engine = Engine::new(&config)?;
+
+        let mut linker: Linker<RequestState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        add_spin_interfaces(&mut linker)?;
+
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let variables = ResolvedVariables::resolve(manifest, &env, &options.variables)?;
+        let kv_path = options.state_dir.join("sqlite_key_value.db");
+        let kv = KvDb::open(&kv_path)?;
+
+        let mut components = HashMap::new();
+        for (id, decl) in &manifest.components {
+            for label in &decl.key_value_stores {
+                if label != "default" {
+                    bail!(
+                        "component `{id}`: key-value store `{label}` is not defined; \
+                         without a runtime config only `default` exists (as in Spin)"
+                    );
+                }
+            }
+            let started = Instant::now();
+            let component = Component::from_file(&engine, &decl.source)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "component `{id}`: cannot load {} (built? run scripts/build-components)",
+                        decl.source.display()
+                    )
+                })?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!("component `{id}` imports something this host does not provide")
+                })?;
+            let pre = ProxyPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!("component `{id}` does not export wasi:http/incoming-handler")
+                })?;
+            tracing::debug!(component = %id, ms = started.elapsed().as_millis() as u64, "component ready");
+            let route = manifest
+                .triggers
+                .iter()
+                .find(|t| &t.component == id)
+                .and_then(|t| t.route.clone());
+            let config = ComponentConfig {
+                id: id.clone(),
+                stores: decl.key_value_stores.iter().cloned().collect(),
+                variables: variables.for_component(id),
+                environment: decl.environment.clone(),
+                outbound: OutboundPolicy::new(&decl.allowed_outbound_hosts)?,
+            };
+            components.insert(
+                id.clone(),
+                LoadedComponent {
+                    pre,
+                    config: Arc::new(config),
+                    route,
+                },
+            );
+        }
+
+        let router = Router::new(
+            manifest
+                .triggers
+                .iter()
+                .filter_map(|t| t.route.clone().map(|r| (r, t.component.clone()))),
+        )?;
+
+        Ok(Arc::new_cyclic(|me| App {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            engine,
+            router,
+            components,
+            kv,
+            max_instance_memory: options.max_instance_memory,
+            origin: std::sync::OnceLock::new(),
+            me: me.clone(),
+        }))
+    }
+
+    pub fn set_origin(&self, addr: SocketAddr) {
+        let _ = self.origin.set(format!("http://{addr}"));
+    }
+
+    /// Serves one request from the network.
+    pub async fn handle<B>(
+        &self,
+        req: Request<B>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        self.dispatch(req, Some(client), Target::Route).await
+    }
+
+    async fn dispatch<B>(
+        &self,
+        mut req: Request<B>,
+        client: Option<SocketAddr>,
+        target: Target,
+    ) -> Response<HyperOutgoingBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let matched = match &target {
+            Target::Route => self.router.route(&path),
+            Target::Component(id) => self
+                .components
+                .get(id)
+                .map(|c| direct_match(id, c.route.as_deref(), &path)),
+        };
+        let Some(matched) = matched else {
+            tracing::info!(%method, %path, status = 404, "no route");
+            return text_response(StatusCode::NOT_FOUND, "Not Found\n");
+        };
+        let component = &self.components[&matched.component];
+        self.set_spin_headers(&mut req, &matched, client);
+
+        let response = match self.run_component(component, req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::error!(component = %matched.component, %method, %path, error = format!("{e:#}"), "component failed");
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            }
+        };
+        tracing::info!(
+            component = %matched.component, %method, %path,
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        response
+    }
+
+    fn set_spin_headers<B>(
+        &self,
+        req: &mut Request<B>,
+        m: &RouteMatch,
+        client: Option<SocketAddr>,
+    ) {
+        let origin = self
+            .origin
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1:3000".into());
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| format!("http://{h}"))
+            .unwrap_or(origin);
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let full_url = format!("{host}{path_and_query}");
+        let headers = req.headers_mut();
+        // A caller must never be able to forge what the router decided.
+        let forged: Vec<_> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("spin-"))
+            .cloned()
+            .collect();
+        for k in forged {
+            headers.remove(k);
+        }
+        if !headers.contains_key(http::header::HOST) {
+            let authority = host.trim_start_matches("http://").to_string();
+            if let Ok(v) = HeaderValue::from_str(&authority) {
+                headers.insert(http::header::HOST, v);
+            }
+        }
+        let mut set = |name: &str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(
+                    http::HeaderName::from_bytes(name.as_bytes()).expect("static header name"),
+                    v,
+                );
+            }
+        };
+        set("spin-full-url", &full_url);
+        set("spin-path-info", &m.path_info);
+        set("spin-matched-route", &m.raw_route);
+        set("spin-base-path", "/");
+        set("spin-raw-component-route", &m.raw_route);
+        set("spin-component-route", &m.component_route);
+        set(
+            "spin-client-addr",
+            &client
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "127.0.0.1:0".into()),
+        );
+        for (name, value) in &m.params {
+            set(
+                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                value,
+            );
+        }
+    }
+
+    async fn run_component<B>(
+        &self,
+        component: &LoadedComponent,
+        req: Request<B>,
+    ) -> Result<Response<HyperOutgoingBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let config = component.config.clone();
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        for (k, v) in &config.environment {
+            wasi.env(k, v);
+        }
+        let state = RequestState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: OutboundHooks {
+                app: self.me.clone(),
+                component: config.clone(),
+            },
+            component: config,
+            kv: self.kv.clone(),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(self.max_instance_memory)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        // The guest keeps running after it has set the response head, to
+        // stream the body; that continues in this task.
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(code)) => bail!("component answered with error code {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => bail!("component returned without setting a response"),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("component trapped")),
+                Err(e) => Err(anyhow::Error::from(e).context("component task panicked")),
+            },
+        }
+    }
+}
+
+fn direct_match(id: &str, route: Option<&str>, path: &str) -> RouteMatch {
+    let raw_route = route.unwrap_or("/...").to_string();
+    let component_route = raw_route
+        .strip_suffix("/...")
+        .unwrap_or(&raw_route)
+        .to_string();
+    RouteMatch {
+        component: id.to_string(),
+        raw_route,
+        component_route,
+        path_info: path.to_string(),
+        params: Vec::new(),
+    }
+}
+
+fn add_spin_interfaces(linker: &mut Linker<RequestState>) -> Result<()> {
+    use crate::bindings::{fermyon, wasi};
+    use wasmtime::component::HasSelf;
+    fermyon::spin::key_value::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    fermyon::spin::variables::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    wasi::keyvalue::store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    wasi::keyvalue::batch::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}
+
+pub fn text_response(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Outbound HTTP for one component: the `allowed_outbound_hosts` check, and
+/// Spin's service chaining handled in-process.
+pub struct OutboundHooks {
+    app: Weak<App>,
+    component: Arc<ComponentConfig>,
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                ),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> SendFuture {
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("http").to_string();
+        let decision = self
+            .component
+            .outbound
+            .decide(&scheme, uri.host(), uri.port_u16());
+        let target = match decision {
+            Err(reason) => {
+                tracing::warn!(component = %self.component.id, url = %uri, %reason, "outbound request refused");
+                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+            }
+            Ok(Destination::Network) => {
+                return wasmtime_wasi_http::default_hooks().send_request(request, options, fut);
+            }
+            Ok(Destination::SelfApp) => Target::Route,
+            Ok(Destination::Component(id)) => Target::Component(id),
+        };
+        let app = self.app.clone();
+        Box::new(async move {
+            let app = app
+                .upgrade()
+                .ok_or(wasmtime_wasi_http::Error::DestinationUnavailable)?;
+            if let Target::Component(id) = &target
+                && !app.components.contains_key(id)
+            {
+                return Err(wasmtime_wasi_http::Error::DestinationNotFound);
+            }
+            let resp = Box::pin(app.dispatch(request, None, target)).await;
+            let done: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((resp, done))
+        })
+    }
+}

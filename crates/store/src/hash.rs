@@ -1,0 +1,83 @@
+//! MD5, SHA-1 and SHA-256 computed in one streaming pass.
+
+use md5::Digest;
+use serde::{Deserialize, Serialize};
+
+/// Hex digests of a whole blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digests {
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+}
+
+#[derive(Default, Clone)]
+pub struct MultiHasher {
+    md5: md5::Md5,
+    sha1: sha1::Sha1,
+    sha256: sha2::Sha256,
+}
+
+impl MultiHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.md5.update(bytes);
+        self.sha1.update(bytes);
+        self.sha256.update(bytes);
+    }
+
+    pub fn finish(self) -> Digests {
+        Digests {
+            md5: hex::encode(self.md5.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            sha256: hex::encode(self.sha256.finalize()),
+        }
+    }
+
+    pub fn digest(bytes: &[u8]) -> Digests {
+        let mut h = Self::new();
+        h.update(bytes);
+        h.finish()
+    }
+}
+
+/// Hex MD5 of one buffer (per-chunk checks of the chunked protocols).
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_vectors() {
+        let d = MultiHasher::digest(b"abc");
+        assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(d.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            d.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_equals_one_shot(data in proptest::collection::vec(any::<u8>(), 0..4096), cuts in proptest::collection::vec(0usize..4096, 0..8)) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort();
+            let mut h = MultiHasher::new();
+            let mut last = 0;
+            for c in cuts {
+                h.update(&data[last..c]);
+                last = c;
+            }
+            h.update(&data[last..]);
+            prop_assert_eq!(h.finish(), MultiHasher::digest(&data));
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Every key the store writes, in one place. Nothing else builds keys.
+//!
+//! | key | value |
+//! |---|---|
+//! | `blob/{id}/meta` | blob descriptor (JSON); written last, so its presence means "complete" |
+//! | `blob/{id}/pending` | upload-in-progress marker (JSON): started-at, chunk size, highest chunk |
+//! | `blob/{id}/c/{n}` | chunk `n` (raw bytes) |
+//! | `rec/{kind}/{id}` | versioned record (JSON envelope) |
+//! | `idx/{name}/head` | index head (JSON): number of pages |
+//! | `idx/{name}/p/{n}` | index page `n` (JSON array of members) |
+//! | `idx/{name}/m/{member}` | which page holds `member` |
+//! | `jrn/{name}/head` | journal head hint: highest position known written |
+//! | `jrn/{name}/e/{pos}` | journal event at `pos` (set-if-absent, never rewritten) |
+//!
+//! Ids and names are validated by [`check_id`] so that no id can reach
+//! into another namespace (`/` is not allowed in ids).
+
+use crate::error::{Result, StoreError};
+
+/// Ids and names: 1–200 characters of `[A-Za-z0-9._:-]`.
+pub fn check_id(what: &str, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 200
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(format!(
+            "{what} `{id}` must be 1-200 characters of A-Z a-z 0-9 . _ : -"
+        )))
+    }
+}
+
+pub fn blob_meta(id: &str) -> String {
+    format!("blob/{id}/meta")
+}
+pub fn blob_pending(id: &str) -> String {
+    format!("blob/{id}/pending")
+}
+pub fn blob_chunk(id: &str, n: u64) -> String {
+    format!("blob/{id}/c/{n}")
+}
+pub fn record(kind: &str, id: &str) -> String {
+    format!("rec/{kind}/{id}")
+}
+pub fn index_head(name: &str) -> String {
+    format!("idx/{name}/head")
+}
+pub fn index_page(name: &str, n: u64) -> String {
+    format!("idx/{name}/p/{n}")
+}
+pub fn index_member(name: &str, member: &str) -> String {
+    format!("idx/{name}/m/{member}")
+}
+pub fn journal_head(name: &str) -> String {
+    format!("jrn/{name}/head")
+}
+pub fn journal_event(name: &str, pos: u64) -> String {
+    format!("jrn/{name}/e/{pos}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_their_namespace() {
+        for bad in ["", "a/b", "../x", "a b", "é", &"x".repeat(201)] {
+            assert!(check_id("id", bad).is_err(), "{bad}");
+        }
+        for good in ["abc", "A-1_2.3:4", &"x".repeat(200)] {
+            assert!(check_id("id", good).is_ok(), "{good}");
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! assetgate's protocol-free store, shared by every component: chunked
+//! blobs, versioned records, indexes, job queues and event journals, all on
+//! a plain key-value capability ([`Kv`]) that every Spin platform offers.
+//!
+//! Nothing here knows about HTTP or a protocol; components map
+//! [`StoreError`] codes to statuses with [`ErrorCode::http_status`].
+
+pub mod backend;
+pub mod blob;
+pub mod error;
+pub mod hash;
+pub mod index;
+pub mod journal;
+pub mod keys;
+pub mod memory;
+pub mod queue;
+pub mod record;
+#[cfg(target_arch = "wasm32")]
+pub mod spin;
+
+pub use backend::Kv;
+pub use blob::{BlobConfig, Blobs, ChunkWrite, Descriptor};
+pub use error::{ErrorCode, Result, StoreError};
+pub use hash::{Digests, MultiHasher};
+pub use index::{Index, Page};
+pub use journal::{Entry, Journal, Position};
+pub use memory::MemoryKv;
+pub use queue::{Job, JobState, Queue, QueueConfig};
+pub use record::{Records, Versioned};

@@ -1,0 +1,46 @@
+//! `GET /status`: the application's name and version and the storage this
+//! component sees — the smallest proof that routing, the Spin SDK and the
+//! key-value store work on the host it runs on.
+
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+
+#[http_component]
+fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    if *req.method() != Method::Get && *req.method() != Method::Head {
+        return Ok(Response::builder()
+            .status(405)
+            .header("allow", "GET, HEAD")
+            .header("content-type", "application/json")
+            .body(r#"{"error":"method not allowed"}"#)
+            .build());
+    }
+    let storage = match Store::open_default() {
+        // `exists` on a fixed key proves the store answers without reading
+        // or listing anything.
+        Ok(store) => match store.exists("assetgate/status/probe") {
+            Ok(_) => serde_json::json!({ "key_value": { "label": "default", "ok": true } }),
+            Err(e) => {
+                serde_json::json!({ "key_value": { "label": "default", "ok": false, "error": format!("{e:?}") } })
+            }
+        },
+        Err(e) => {
+            serde_json::json!({ "key_value": { "label": "default", "ok": false, "error": format!("{e:?}") } })
+        }
+    };
+    let healthy = storage["key_value"]["ok"] == true;
+    let body = serde_json::json!({
+        "name": "assetgate",
+        "version": env!("CARGO_PKG_VERSION"),
+        "component": "status",
+        "status": if healthy { "ok" } else { "degraded" },
+        "storage": storage,
+    });
+    Ok(Response::builder()
+        .status(if healthy { 200 } else { 503 })
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(serde_json::to_vec(&body)?)
+        .build())
+}

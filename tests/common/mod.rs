@@ -1,0 +1,274 @@
+//! End-to-end harness: starts the real `assetgate-host` binary on a free
+//! port with a real manifest and real `.wasm` components, and talks HTTP to
+//! it. Nothing is mocked. `scripts/test` builds the binary and components
+//! first; run it (or `scripts/build-components && cargo build -p
+//! assetgate-host`) before `cargo test` on its own.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn host_binary() -> PathBuf {
+    let path = std::env::var_os("ASSETGATE_HOST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/debug/assetgate-host"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test, or `cargo build -p assetgate-host` and scripts/build-components",
+        path.display()
+    );
+    path
+}
+
+/// A fresh, empty directory for one test's durable state.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = root()
+        .join("target/e2e")
+        .join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running host process; killed when dropped.
+pub struct Host {
+    child: Child,
+    pub base: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+pub struct HostConfig<'a> {
+    pub manifest: PathBuf,
+    pub state_dir: &'a Path,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl<'a> HostConfig<'a> {
+    pub fn new(manifest: impl AsRef<Path>, state_dir: &'a Path) -> Self {
+        HostConfig {
+            manifest: root().join(manifest),
+            state_dir,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(host_binary());
+        cmd.arg("--from")
+            .arg(&self.manifest)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--state-dir")
+            .arg(self.state_dir)
+            // Compiled components are shared between tests: compiling is the
+            // slow part of a start, and the cache is keyed by content.
+            .arg("--cache-dir")
+            .arg(root().join("target/e2e/compile-cache"))
+            .args(&self.args)
+            .env("ASSETGATE_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts the host and waits until it serves.
+    pub fn start(&self) -> Host {
+        let mut child = self.command().spawn().expect("spawn assetgate-host");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                eprint!("{text}");
+                sink.lock().unwrap().push_str(&text);
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("Serving ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!("host did not start ({status}):\n{}", stderr.lock().unwrap());
+            }
+        };
+        Host {
+            child,
+            base,
+            stderr,
+        }
+    }
+
+    /// Runs the host expecting it to fail at start-up; returns its stderr.
+    pub fn start_failure(&self) -> String {
+        let mut child = self.command().spawn().expect("spawn assetgate-host");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(!status.success(), "host exited successfully");
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return err;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("host kept running although start-up should fail");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Host {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the host logs `text` within a few seconds (stderr is read
+    /// by a thread, so a line can arrive after the response).
+    pub fn wait_for_log(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.stderr.lock().unwrap().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Stops the host the way an operator would (SIGTERM) and waits.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, whatever its status.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(120))
+        .build()
+}
+
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = if body.is_empty() && matches!(method, "GET" | "HEAD" | "DELETE") {
+        req.call()
+    } else {
+        req.send_bytes(body)
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = resp.header(&n).unwrap_or("").to_string();
+            (n, v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(url: &str) -> Reply {
+    send("GET", url, &[], &[])
+}
