@@ -48,11 +48,27 @@ fn status_component_serves_name_version_and_storage() {
     assert_eq!(j["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(j["storage"]["key_value"]["label"], "default");
     assert_eq!(j["storage"]["key_value"]["ok"], true);
+    assert_eq!(j["limits"]["blob_chunk_size"], 1 << 20);
+    assert_eq!(j["limits"]["blob_max_size"], 8u64 << 30);
     let r = send("POST", &host.url("/status"), &[], b"x");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
     // The durable store is where Spin keeps it.
     assert!(dir.join("sqlite_key_value.db").exists());
+    host.stop();
+
+    // A malformed limit is reported, not silently replaced by a default.
+    let host = HostConfig::new("spin.toml", &dir)
+        .env("SPIN_VARIABLE_BLOB_CHUNK_SIZE", "lots")
+        .start();
+    let r = get(&host.url("/status"));
+    assert_eq!(r.status, 503);
+    assert!(
+        r.json()["limits"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("blob_chunk_size")
+    );
 }
 
 #[test]

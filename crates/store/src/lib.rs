@@ -15,6 +15,7 @@ pub mod keys;
 pub mod memory;
 pub mod queue;
 pub mod record;
+pub mod settings;
 #[cfg(target_arch = "wasm32")]
 pub mod spin;
 
@@ -27,3 +28,4 @@ pub use journal::{Entry, Journal, Position};
 pub use memory::MemoryKv;
 pub use queue::{Job, JobState, Queue, QueueConfig};
 pub use record::{Records, Versioned};
+pub use settings::StoreSettings;

@@ -5,7 +5,9 @@
 use crate::backend::Kv;
 use crate::error::{Result, StoreError};
 
-mod bindings {
+/// The raw `wasi:keyvalue` bindings, for components that need them directly
+/// (binding the same world twice in one component breaks the link).
+pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
         world: "assetgate:platform/keyvalue-atomics",

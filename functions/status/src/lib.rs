@@ -29,13 +29,26 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             serde_json::json!({ "key_value": { "label": "default", "ok": false, "error": format!("{e:?}") } })
         }
     };
-    let healthy = storage["key_value"]["ok"] == true;
+    // Settings are read the way every component reads them, so a malformed
+    // variable shows up here first.
+    let settings = match assetgate_store::StoreSettings::from_lookup(|name| {
+        spin_sdk::variables::get(name).ok()
+    }) {
+        Ok(s) => serde_json::json!({
+            "blob_chunk_size": s.blobs.chunk_size,
+            "blob_max_size": s.blobs.max_blob_size,
+            "upload_reclaim_after_secs": s.upload_reclaim_after_secs,
+        }),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    let healthy = storage["key_value"]["ok"] == true && settings.get("error").is_none();
     let body = serde_json::json!({
         "name": "assetgate",
         "version": env!("CARGO_PKG_VERSION"),
         "component": "status",
         "status": if healthy { "ok" } else { "degraded" },
         "storage": storage,
+        "limits": settings,
     });
     Ok(Response::builder()
         .status(if healthy { 200 } else { 503 })

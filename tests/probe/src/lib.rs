@@ -10,14 +10,9 @@ use spin_sdk::http::{
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
 
-mod kv {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "assetgate:platform/keyvalue-atomics",
-        generate_all,
-    });
-}
-use kv::wasi::keyvalue::{atomics, store as wasi_store};
+mod store_routes;
+
+use assetgate_store::spin::bindings::wasi::keyvalue::{atomics, store as wasi_store};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
@@ -30,6 +25,17 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         _ => "Other",
     }
     .to_string();
+    let query = req
+        .path_with_query()
+        .and_then(|p| p.split_once('?').map(|(_, q)| q.to_string()))
+        .unwrap_or_default();
+    if let Some(id) = path_info
+        .strip_prefix("/store/blob/")
+        .filter(|rest| !rest.contains('/'))
+        .filter(|_| method == "Get")
+    {
+        return store_routes::stream_blob(id, &query, out).await;
+    }
     if path_info == "/digest" {
         return digest(req, out).await;
     }
@@ -37,10 +43,6 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         let n = n.parse().unwrap_or(0);
         return generate(n, out).await;
     }
-    let query = req
-        .path_with_query()
-        .and_then(|p| p.split_once('?').map(|(_, q)| q.to_string()))
-        .unwrap_or_default();
     let headers: Vec<(String, String)> = req
         .headers()
         .entries()
@@ -48,7 +50,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
         .collect();
     let body = req.into_body().await.unwrap_or_default();
-    let resp = route(&method, &path_info, &query, &headers, body).await;
+    let resp = match path_info.strip_prefix("/store/") {
+        Some(rest) => store_routes::route(&method, rest, &query, body),
+        None => route(&method, &path_info, &query, &headers, body).await,
+    };
     let fields = Fields::new();
     for (k, v) in resp.headers() {
         let _ = fields.append(k, v.as_bytes());
