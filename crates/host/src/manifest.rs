@@ -195,6 +195,14 @@ impl Manifest {
                     );
                 }
             }
+            for host in &comp.allowed_outbound_hosts {
+                for reference in crate::variables::template_references(host)? {
+                    ensure!(
+                        variables.contains_key(&reference),
+                        "component `{id}` allowed_outbound_hosts entry `{host}` refers to undefined application variable `{reference}`"
+                    );
+                }
+            }
             components.insert(id, comp);
         }
 
@@ -291,8 +299,11 @@ fn check_component(id: &str, c: RawComponent, root: &Path) -> Result<ComponentDe
         );
     }
     for host in &c.allowed_outbound_hosts {
-        crate::outbound::AllowedHost::parse(host)
-            .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
+        // Entries with `{{ variable }}` are checked once variables resolve.
+        if !host.contains("{{") {
+            crate::outbound::AllowedHost::parse(host)
+                .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
+        }
     }
     Ok(ComponentDecl {
         source,

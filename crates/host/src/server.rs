@@ -128,7 +128,16 @@ impl App {
                 stores: decl.key_value_stores.iter().cloned().collect(),
                 variables: variables.for_component(id),
                 environment: decl.environment.clone(),
-                outbound: OutboundPolicy::new(&decl.allowed_outbound_hosts)?,
+                outbound: {
+                    let hosts = decl
+                        .allowed_outbound_hosts
+                        .iter()
+                        .map(|h| variables.render(h))
+                        .collect::<Result<Vec<_>>>()?;
+                    OutboundPolicy::new(&hosts).with_context(|| {
+                        format!("component `{id}`: allowed_outbound_hosts is malformed")
+                    })?
+                },
             };
             components.insert(
                 id.clone(),

@@ -4,7 +4,7 @@
 //! in its `[component.x.variables]` table.
 
 use crate::manifest::Manifest;
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use std::collections::BTreeMap;
 
 /// Application variable names a template refers to (`{{ name }}`).
@@ -52,8 +52,24 @@ fn parse_template(template: &str) -> Result<Vec<Part>> {
 /// Resolved values of every component's variables, computed once at start-up.
 #[derive(Debug, Clone, Default)]
 pub struct ResolvedVariables {
+    /// Application variable → value.
+    app: BTreeMap<String, String>,
     /// component id → variable name → value
     by_component: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn render(template: &str, app: &BTreeMap<String, String>) -> Result<String> {
+    let mut value = String::new();
+    for part in parse_template(template)? {
+        match part {
+            Part::Lit(l) => value.push_str(&l),
+            Part::Var(v) => match app.get(&v) {
+                Some(x) => value.push_str(x),
+                None => bail!("`{v}` has no value"),
+            },
+        }
+    }
+    Ok(value)
 }
 
 impl ResolvedVariables {
@@ -90,21 +106,19 @@ impl ResolvedVariables {
         for (id, comp) in &manifest.components {
             let mut vars = BTreeMap::new();
             for (name, template) in &comp.variables {
-                let mut value = String::new();
-                for part in parse_template(template)? {
-                    match part {
-                        Part::Lit(l) => value.push_str(&l),
-                        Part::Var(v) => match app.get(&v) {
-                            Some(x) => value.push_str(x),
-                            None => bail!("component `{id}` variable `{name}`: `{v}` has no value"),
-                        },
-                    }
-                }
+                let value = render(template, &app)
+                    .with_context(|| format!("component `{id}` variable `{name}`"))?;
                 vars.insert(name.clone(), value);
             }
             by_component.insert(id.clone(), vars);
         }
-        Ok(ResolvedVariables { by_component })
+        Ok(ResolvedVariables { app, by_component })
+    }
+
+    /// Renders a template over application variables (Spin allows them in
+    /// `allowed_outbound_hosts`).
+    pub fn render(&self, template: &str) -> Result<String> {
+        render(template, &self.app)
     }
 
     pub fn for_component(&self, id: &str) -> BTreeMap<String, String> {
@@ -167,6 +181,18 @@ plain = "literal"
         let e =
             ResolvedVariables::resolve(&m, &BTreeMap::new(), &map(&[("nope", "1")])).unwrap_err();
         assert!(e.to_string().contains("not declared"), "{e}");
+    }
+
+    #[test]
+    fn renders_app_templates_for_allowed_hosts() {
+        let m = Manifest::parse(MANIFEST, Path::new(".")).unwrap();
+        let env = map(&[("SPIN_VARIABLE_TOKEN", "x")]);
+        let v = ResolvedVariables::resolve(&m, &env, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            v.render("https://{{ greeting }}.example.com").unwrap(),
+            "https://hello.example.com"
+        );
+        assert!(v.render("{{ nope }}").is_err());
     }
 
     #[test]
