@@ -332,6 +332,75 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
     }
 }
 
+/// Writes a stream of arbitrary-sized pieces as a blob, re-chunking to the
+/// store's chunk size; holds at most one chunk in memory.
+pub struct BlobWriter<'b, 'a, K: Kv + ?Sized> {
+    blobs: &'b Blobs<'a, K>,
+    id: String,
+    buf: Vec<u8>,
+    next: u64,
+    written: u64,
+    limit: u64,
+}
+
+impl<'b, 'a, K: Kv + ?Sized> BlobWriter<'b, 'a, K> {
+    /// Begins blob `id`; refuses more than `limit` bytes (`TooLarge`).
+    pub fn begin(blobs: &'b Blobs<'a, K>, id: &str, limit: u64, now: u64) -> Result<Self> {
+        blobs.begin(id, now)?;
+        Ok(BlobWriter {
+            blobs,
+            id: id.to_string(),
+            buf: Vec::with_capacity(blobs.config.chunk_size as usize),
+            next: 0,
+            written: 0,
+            limit: limit.min(blobs.config.max_blob_size),
+        })
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
+        if self.written + bytes.len() as u64 > self.limit {
+            return Err(StoreError::too_large(format!(
+                "more than {} bytes",
+                self.limit
+            )));
+        }
+        self.written += bytes.len() as u64;
+        let chunk = self.blobs.config.chunk_size as usize;
+        while !bytes.is_empty() {
+            let take = (chunk - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buf.len() == chunk {
+                self.blobs.put_chunk(&self.id, self.next, &self.buf)?;
+                self.next += 1;
+                self.buf.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the blob; `Invalid` when nothing was written.
+    pub fn finish(mut self, content_type: &str, now: u64) -> Result<Descriptor> {
+        if !self.buf.is_empty() {
+            self.blobs.put_chunk(&self.id, self.next, &self.buf)?;
+            self.buf.clear();
+        }
+        if self.written == 0 {
+            return Err(StoreError::invalid("empty content"));
+        }
+        self.blobs.finish(&self.id, content_type, now)
+    }
+
+    /// Gives up: removes what was written.
+    pub fn abort(self) -> Result<()> {
+        self.blobs.delete(&self.id)
+    }
+}
+
 /// Iterator over the chunk slices of a byte range.
 pub struct RangeReader<'a, K: Kv + ?Sized> {
     kv: &'a K,
@@ -486,6 +555,31 @@ mod tests {
             kv2.keys()
         );
         assert_eq!(b2.stat("y").unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn writer_rechunks_any_piece_sizes_and_enforces_its_limit() {
+        let kv = MemoryKv::new();
+        let b = Blobs::new(&kv, small());
+        let data: Vec<u8> = (0..100u8).collect();
+        let mut w = BlobWriter::begin(&b, "w", 1000, 0).unwrap();
+        for piece in [&data[..7], &data[7..40], &data[40..41], &data[41..]] {
+            w.write(piece).unwrap();
+        }
+        let d = w.finish("x/y", 1).unwrap();
+        assert_eq!((d.size, d.chunks), (100, 7));
+        assert_eq!(b.read_all("w").unwrap(), data);
+        let mut w = BlobWriter::begin(&b, "big", 50, 0).unwrap();
+        assert_eq!(w.write(&data).unwrap_err().code, ErrorCode::TooLarge);
+        w.abort().unwrap();
+        assert_eq!(
+            BlobWriter::begin(&b, "e", 5, 0)
+                .unwrap()
+                .finish("a/b", 0)
+                .unwrap_err()
+                .code,
+            ErrorCode::Invalid
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum ErrorCode {
     Corrupt,
     /// The caller's request is malformed (bad index, wrong chunk size…).
     Invalid,
+    /// The content's type is not accepted.
+    Unsupported,
     /// The key-value backend failed.
     Backend,
 }
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too-large",
             ErrorCode::Corrupt => "corrupt",
             ErrorCode::Invalid => "invalid",
+            ErrorCode::Unsupported => "unsupported-media-type",
             ErrorCode::Backend => "backend",
         }
     }
@@ -40,6 +43,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::TooLarge => 413,
             ErrorCode::Invalid => 400,
+            ErrorCode::Unsupported => 415,
             ErrorCode::Corrupt | ErrorCode::Backend => 500,
         }
     }
@@ -72,6 +76,9 @@ impl StoreError {
     }
     pub fn invalid(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::Invalid, m)
+    }
+    pub fn unsupported(m: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unsupported, m)
     }
     pub fn backend(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::Backend, m)

@@ -20,7 +20,7 @@ pub mod settings;
 pub mod spin;
 
 pub use backend::Kv;
-pub use blob::{BlobConfig, Blobs, ChunkWrite, Descriptor};
+pub use blob::{BlobConfig, BlobWriter, Blobs, ChunkWrite, Descriptor};
 pub use error::{ErrorCode, Result, StoreError};
 pub use hash::{Digests, MultiHasher};
 pub use index::{Index, Page};

@@ -1,0 +1,316 @@
+//! Spin glue shared by assetgate's components: the parts of a request the
+//! handlers need, responses (JSON, errors, streamed blobs), variables, and
+//! outbound requests. Protocol logic stays in the protocol crates.
+
+use assetgate_store::{BlobConfig, Blobs, ErrorCode, Kv, StoreError};
+use assetgate_web::range::{self, ByteRange};
+use futures::{SinkExt, StreamExt};
+use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
+
+/// What a handler needs to know about a request (the body stays in `body`).
+pub struct Req {
+    pub method: Method,
+    /// Path below the component's route (`spin-path-info`).
+    pub path: String,
+    pub query: String,
+    headers: Vec<(String, String)>,
+    /// `scheme://host[:port]` the client used (from `spin-full-url`).
+    pub origin: String,
+    /// The whole request path, for components serving several routes.
+    pub full_path: String,
+    pub body: Option<IncomingRequest>,
+}
+
+impl Req {
+    pub fn new(req: IncomingRequest) -> Req {
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect();
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let full = find("spin-full-url").unwrap_or_default();
+        let origin = full
+            .find("://")
+            .map(|i| match full[i + 3..].find('/') {
+                Some(j) => full[..i + 3 + j].to_string(),
+                None => full.clone(),
+            })
+            .unwrap_or_default();
+        let path_with_query = req.path_with_query().unwrap_or_default();
+        let (full_path, query) = match path_with_query.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (path_with_query, String::new()),
+        };
+        Req {
+            method: req.method(),
+            path: find("spin-path-info").unwrap_or_default(),
+            query,
+            origin,
+            full_path,
+            headers,
+            body: Some(req),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The credentials of `Authorization: <scheme> <credentials>`, when the
+    /// scheme matches (case-insensitively).
+    pub fn auth(&self, scheme: &str) -> Option<&str> {
+        let value = self.header("authorization")?.trim();
+        let (s, rest) = value.split_once(' ')?;
+        s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        assetgate_web::query::get(&self.query, name)
+    }
+
+    /// Segments of the whole path, percent-decoded.
+    pub fn segments(&self) -> Vec<String> {
+        self.full_path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| assetgate_web::query::percent_decode(s, false))
+            .collect()
+    }
+
+    /// Reads the whole body, refusing more than `max` bytes (JSON and form
+    /// bodies only; files are streamed).
+    pub async fn read_body(&mut self, max: usize) -> Result<Vec<u8>, StoreError> {
+        let Some(req) = self.body.take() else {
+            return Ok(Vec::new());
+        };
+        let mut stream = req.into_body_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| StoreError::invalid(format!("request body: {e:?}")))?;
+            if out.len() + chunk.len() > max {
+                return Err(StoreError::too_large(format!(
+                    "request body over {max} bytes"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    pub async fn read_json(&mut self, max: usize) -> Result<serde_json::Value, StoreError> {
+        let body = self.read_body(max).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| StoreError::invalid(format!("body is not valid JSON: {e}")))
+    }
+}
+
+/// A response head plus a body written in one go.
+pub async fn send(out: ResponseOutparam, status: u16, headers: &[(&str, String)], body: Vec<u8>) {
+    let fields = Fields::new();
+    for (k, v) in headers {
+        let _ = fields.append(k, v.as_bytes());
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        let _ = fields.append("content-length", body.len().to_string().as_bytes());
+    }
+    let resp = OutgoingResponse::new(fields);
+    let _ = resp.set_status_code(status);
+    let mut sink = resp.take_body();
+    out.set(resp);
+    if !body.is_empty() {
+        let _ = sink.send(body).await;
+    }
+    // Dropping the sink finishes the body, so the client has the whole
+    // response even if the handler goes on working.
+    drop(sink);
+}
+
+pub async fn send_json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
+    send(
+        out,
+        status,
+        &[("content-type", "application/json".into())],
+        value.to_string().into_bytes(),
+    )
+    .await
+}
+
+/// The one place store errors become HTTP: status from the stable code,
+/// body `{"error": code, "message": …}`. Backend failures are logged and
+/// answered without their details.
+pub async fn send_error(out: ResponseOutparam, e: &StoreError) {
+    let message = if matches!(e.code, ErrorCode::Backend | ErrorCode::Corrupt) {
+        eprintln!("internal error: {e}");
+        "internal error".to_string()
+    } else {
+        e.message.clone()
+    };
+    send_json(
+        out,
+        e.code.http_status(),
+        &serde_json::json!({ "error": e.code.as_str(), "message": message }),
+    )
+    .await
+}
+
+/// An error with a status that is not one of the store's codes.
+pub async fn send_status(
+    out: ResponseOutparam,
+    status: u16,
+    code: &str,
+    message: &str,
+    extra: &[(&str, String)],
+) {
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    headers.extend(extra.iter().cloned());
+    let body = serde_json::json!({ "error": code, "message": message });
+    send(out, status, &headers, body.to_string().into_bytes()).await
+}
+
+/// Streams blob `id` honouring `Range` (200, 206 or 416), chunk by chunk.
+pub async fn send_blob<K: Kv + ?Sized>(
+    out: ResponseOutparam,
+    kv: &K,
+    config: BlobConfig,
+    id: &str,
+    range_header: Option<&str>,
+    headers: &[(&str, String)],
+) {
+    let blobs = Blobs::new(kv, config);
+    let d = match blobs.stat(id) {
+        Ok(d) => d,
+        Err(e) => return send_error(out, &e).await,
+    };
+    let range = range::parse(range_header, d.size);
+    let (status, start, end) = match range {
+        ByteRange::Full => (200, 0, d.size),
+        ByteRange::Partial { start, end } => (206, start, end),
+        ByteRange::Unsatisfiable => {
+            let cr = range.content_range(d.size).unwrap_or_default();
+            return send_status(
+                out,
+                416,
+                "range-not-satisfiable",
+                "range outside the asset",
+                &[("content-range", cr)],
+            )
+            .await;
+        }
+    };
+    let fields = Fields::new();
+    for (k, v) in headers {
+        let _ = fields.append(k, v.as_bytes());
+    }
+    let _ = fields.append("content-length", (end - start).to_string().as_bytes());
+    let _ = fields.append("accept-ranges", b"bytes");
+    if let Some(cr) = range.content_range(d.size) {
+        let _ = fields.append("content-range", cr.as_bytes());
+    }
+    let resp = OutgoingResponse::new(fields);
+    let _ = resp.set_status_code(status);
+    let mut sink = resp.take_body();
+    out.set(resp);
+    let reader = match blobs.read_range(id, start, end) {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    for chunk in reader {
+        match chunk {
+            Ok(bytes) => {
+                if sink.send(bytes).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Headers are sent: cutting the body short is the only signal.
+                eprintln!("blob `{id}` read failed mid-stream: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// A Spin variable; unset, undeclared or blank → `None`.
+pub fn var(name: &str) -> Option<String> {
+    spin_sdk::variables::get(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Outbound HTTP failures, split by what a retry can fix.
+#[derive(Debug, Clone)]
+pub enum FetchError {
+    /// Network trouble or a 5xx/429: worth retrying.
+    Transient(String),
+    /// A definitive answer (4xx) or a refused destination: retrying won't help.
+    Permanent(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Transient(m) | FetchError::Permanent(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Sends a request; answers the response (any status) or why it failed.
+pub async fn fetch(
+    method: Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<spin_sdk::http::IncomingResponse, FetchError> {
+    let mut builder = spin_sdk::http::Request::builder();
+    builder.method(method).uri(url);
+    for (k, v) in headers {
+        builder.header(*k, v.as_str());
+    }
+    builder.body(body);
+    match spin_sdk::http::send::<_, spin_sdk::http::IncomingResponse>(builder.build()).await {
+        Ok(r) => Ok(r),
+        Err(spin_sdk::http::SendError::Http(code)) => {
+            let text = format!("{code:?}");
+            if text.contains("Denied") || text.contains("UriInvalid") {
+                Err(FetchError::Permanent(format!(
+                    "request to {url} refused: {text}"
+                )))
+            } else {
+                Err(FetchError::Transient(format!(
+                    "request to {url} failed: {text}"
+                )))
+            }
+        }
+        Err(e) => Err(FetchError::Transient(format!(
+            "request to {url} failed: {e}"
+        ))),
+    }
+}
+
+/// Classifies a response status: 2xx → Ok, else why.
+pub fn check_status(url: &str, status: u16) -> Result<(), FetchError> {
+    match status {
+        200..=299 => Ok(()),
+        429 | 500..=599 => Err(FetchError::Transient(format!("{url} answered {status}"))),
+        _ => Err(FetchError::Permanent(format!("{url} answered {status}"))),
+    }
+}

@@ -1,0 +1,434 @@
+//! Commits: a batch of uploaded assets, its `AssetToken`, acknowledgement,
+//! the unacknowledged listing the pull worker reads, and push state.
+
+use crate::limits::Limits;
+use assetgate_catalog::{Catalog, Origin};
+use assetgate_store::{ErrorCode, Index, Kv, Records, Result, StoreError};
+use assetgate_web::secret;
+use serde::{Deserialize, Serialize};
+
+const KIND: &str = "commit";
+/// token digest → commit id
+const TOKEN_KIND: &str = "commit-token";
+const UNACKED_INDEX: &str = "commits-unacked";
+/// Token length in random bytes: 192 bits, above the 160 required.
+const TOKEN_BYTES: usize = 24;
+
+/// Delivery of the push notification (`POST {target}/api/v1/upload/enqueue`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushState {
+    pub attempts: u32,
+    pub delivered_at: Option<u64>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<u64>,
+    /// Retries exhausted; the commit stays pullable.
+    pub gave_up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    pub id: String,
+    pub token: String,
+    pub assets: Vec<String>,
+    pub publisher: String,
+    pub form_data: serde_json::Value,
+    pub notify: Option<serde_json::Value>,
+    pub acknowledged: bool,
+    pub acknowledged_at: Option<u64>,
+    pub created_at: u64,
+    pub size: u64,
+    pub push: Option<PushState>,
+}
+
+impl Commit {
+    /// The reference's JSON shape (`createdAt` in RFC 3339), plus our
+    /// `size` and push state.
+    pub fn to_json(&self, base_url: &str) -> serde_json::Value {
+        serde_json::json!({
+            "@id": format!("/commits/{}", self.id),
+            "@type": "Commit",
+            "id": self.id,
+            "token": self.token,
+            "assets": self.assets,
+            "publisher": self.publisher,
+            "formData": self.form_data,
+            "notify": self.notify,
+            "acknowledged": self.acknowledged,
+            "createdAt": assetgate_web::time::rfc3339(self.created_at),
+            "size": self.size,
+            "base_url": base_url,
+            "push": self.push,
+        })
+    }
+}
+
+/// The outcome of checking an `AssetToken`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    Granted(Box<Commit>),
+    /// No token, or one no commit has: 401.
+    Unauthorized,
+    /// A real token, for another commit: 403.
+    Forbidden,
+}
+
+pub struct Commits<'a, K: Kv + ?Sized> {
+    kv: &'a K,
+    catalog: &'a Catalog<'a, K>,
+    limits: &'a Limits,
+}
+
+impl<'a, K: Kv + ?Sized> Commits<'a, K> {
+    pub fn new(kv: &'a K, catalog: &'a Catalog<'a, K>, limits: &'a Limits) -> Self {
+        Commits {
+            kv,
+            catalog,
+            limits,
+        }
+    }
+
+    fn records(&self) -> Records<'a, K> {
+        Records::new(self.kv, KIND)
+    }
+
+    /// Commits uploaded assets as one batch.
+    pub fn create(
+        &self,
+        assets: Vec<String>,
+        publisher: &str,
+        form_data: serde_json::Value,
+        notify: Option<serde_json::Value>,
+        now: u64,
+    ) -> Result<Commit> {
+        if assets.is_empty() {
+            return Err(StoreError::invalid(
+                "`assets` must list at least one asset id",
+            ));
+        }
+        if assets.len() > self.limits.max_files_per_commit {
+            return Err(StoreError::too_large(format!(
+                "a commit holds at most {} assets ({} given)",
+                self.limits.max_files_per_commit,
+                assets.len()
+            )));
+        }
+        if publisher.is_empty() || publisher.len() > 200 {
+            return Err(StoreError::invalid("`publisher` must be 1-200 characters"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut size = 0u64;
+        for id in &assets {
+            if !seen.insert(id) {
+                return Err(StoreError::invalid(format!("asset `{id}` is listed twice")));
+            }
+            let a = self.catalog.get(id, now)?;
+            if a.origin != Origin::Upload {
+                return Err(StoreError::invalid(format!(
+                    "asset `{id}` was not uploaded here"
+                )));
+            }
+            if let Some(c) = &a.commit {
+                return Err(StoreError::conflict(format!(
+                    "asset `{id}` already belongs to commit `{c}`"
+                )));
+            }
+            size += a.size;
+        }
+        if size > self.limits.max_commit_size {
+            return Err(StoreError::too_large(format!(
+                "the commit's assets total {size} bytes; the limit is {}",
+                self.limits.max_commit_size
+            )));
+        }
+        let commit = Commit {
+            id: secret::uuid_v4(),
+            token: secret::random_hex(TOKEN_BYTES),
+            assets,
+            publisher: publisher.to_string(),
+            form_data,
+            notify,
+            acknowledged: false,
+            acknowledged_at: None,
+            created_at: now,
+            size,
+            push: None,
+        };
+        // Claim every asset first: a concurrent commit of the same asset
+        // makes one of the two fail instead of both owning it.
+        let mut claimed: Vec<String> = Vec::new();
+        for id in &commit.assets {
+            let outcome = self.catalog.update(id, |a| {
+                if let Some(c) = &a.commit {
+                    return Err(StoreError::conflict(format!(
+                        "asset `{id}` already belongs to commit `{c}`"
+                    )));
+                }
+                a.commit = Some(commit.id.clone());
+                Ok(())
+            });
+            if let Err(e) = outcome {
+                for done in &claimed {
+                    let _ = self.catalog.update(done, |a| {
+                        a.commit = None;
+                        Ok(())
+                    });
+                }
+                return Err(e);
+            }
+            claimed.push(id.clone());
+        }
+        Records::new(self.kv, TOKEN_KIND).create(&secret::lookup_key(&commit.token), &commit.id)?;
+        Index::new(self.kv, UNACKED_INDEX)?.add(&commit.id)?;
+        self.records().create(&commit.id, &commit)?;
+        Ok(commit)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Commit> {
+        Ok(self.records().get::<Commit>(id)?.value)
+    }
+
+    /// The commit a token belongs to, compared in constant time.
+    fn commit_for_token(&self, token: &str) -> Result<Option<Commit>> {
+        if token.is_empty() || token.len() > 256 {
+            return Ok(None);
+        }
+        let Some(id) =
+            Records::new(self.kv, TOKEN_KIND).try_get::<String>(&secret::lookup_key(token))?
+        else {
+            return Ok(None);
+        };
+        match self.records().try_get::<Commit>(&id.value)? {
+            Some(c) if secret::constant_time_eq(c.value.token.as_bytes(), token.as_bytes()) => {
+                Ok(Some(c.value))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// May `token` read asset `asset_id`? `NotFound` for an unknown asset
+    /// is only reported to holders of a valid token.
+    pub fn authorize_asset(&self, token: Option<&str>, asset_id: &str, now: u64) -> Result<Access> {
+        let Some(commit) = self.commit_for_token(token.unwrap_or(""))? else {
+            return Ok(Access::Unauthorized);
+        };
+        let asset = self.catalog.get(asset_id, now)?;
+        if asset.commit.as_deref() == Some(commit.id.as_str()) {
+            Ok(Access::Granted(Box::new(commit)))
+        } else {
+            Ok(Access::Forbidden)
+        }
+    }
+
+    /// May `token` act on commit `commit_id`?
+    pub fn authorize_commit(&self, token: Option<&str>, commit_id: &str) -> Result<Access> {
+        let Some(commit) = self.commit_for_token(token.unwrap_or(""))? else {
+            return Ok(Access::Unauthorized);
+        };
+        if commit.id == commit_id {
+            Ok(Access::Granted(Box::new(commit)))
+        } else {
+            self.get(commit_id)?; // unknown commit: 404 before 403
+            Ok(Access::Forbidden)
+        }
+    }
+
+    /// Acknowledges a commit and its assets; idempotent. Returns the commit
+    /// and whether this call changed it.
+    pub fn ack(&self, id: &str, now: u64) -> Result<(Commit, bool)> {
+        let changed = self.records().modify(id, |c: &mut Commit| {
+            if c.acknowledged {
+                return Ok(false);
+            }
+            c.acknowledged = true;
+            c.acknowledged_at = Some(now);
+            Ok(true)
+        })?;
+        let commit = self.get(id)?;
+        if changed {
+            for asset in &commit.assets {
+                self.ack_asset_record(asset, now)?;
+            }
+            Index::new(self.kv, UNACKED_INDEX)?.remove(id)?;
+        }
+        Ok((commit, changed))
+    }
+
+    fn ack_asset_record(&self, asset: &str, now: u64) -> Result<bool> {
+        let retention = self.limits.acked_retention_secs;
+        match self.catalog.update(asset, |a| {
+            if a.acknowledged {
+                return Ok(false);
+            }
+            a.acknowledged = true;
+            a.expires_at = Some(now + retention);
+            Ok(true)
+        }) {
+            Err(e) if e.code == ErrorCode::NotFound => Ok(false),
+            other => other,
+        }
+    }
+
+    /// Acknowledges one asset; idempotent. Returns whether it changed.
+    pub fn ack_asset(&self, asset: &str, now: u64) -> Result<bool> {
+        self.catalog.get(asset, now)?;
+        self.ack_asset_record(asset, now)
+    }
+
+    /// Page `page` (1-based) of the unacknowledged commits, oldest first,
+    /// and their total count.
+    pub fn list_unacked(&self, page: usize, per_page: usize) -> Result<(Vec<Commit>, usize)> {
+        let ids = Index::new(self.kv, UNACKED_INDEX)?.all()?;
+        let total = ids.len();
+        let start = page.saturating_sub(1).saturating_mul(per_page);
+        let mut out = Vec::new();
+        for id in ids.iter().skip(start).take(per_page) {
+            if let Some(c) = self.records().try_get::<Commit>(id)? {
+                out.push(c.value);
+            }
+        }
+        Ok((out, total))
+    }
+
+    /// Updates the push-notification state of a commit.
+    pub fn update_push(&self, id: &str, f: impl Fn(&mut PushState)) -> Result<PushState> {
+        self.records().modify(id, |c: &mut Commit| {
+            let mut state = c.push.clone().unwrap_or_default();
+            f(&mut state);
+            c.push = Some(state.clone());
+            Ok(state)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assetgate_catalog::Asset;
+    use assetgate_store::{BlobConfig, Blobs, MemoryKv};
+
+    fn upload(cat: &Catalog<MemoryKv>, id: &str, bytes: &[u8]) {
+        let d = cat.blobs().put(id, bytes, "image/png", 0).unwrap();
+        cat.add(&Asset::from_blob(
+            &d,
+            "x.png",
+            serde_json::Value::Null,
+            Origin::Upload,
+            0,
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn tokens_scope_access_to_their_commit() {
+        let kv = MemoryKv::new();
+        let cat = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
+        let limits = Limits::default();
+        let commits = Commits::new(&kv, &cat, &limits);
+        for id in ["a", "b", "c"] {
+            upload(&cat, id, id.as_bytes());
+        }
+        let c1 = commits
+            .create(
+                vec!["a".into(), "b".into()],
+                "pub",
+                serde_json::json!({}),
+                None,
+                5,
+            )
+            .unwrap();
+        let c2 = commits
+            .create(vec!["c".into()], "pub", serde_json::json!({}), None, 5)
+            .unwrap();
+        assert!(c1.token.len() >= 40, "at least 160 bits of hex");
+        assert_ne!(c1.token, c2.token);
+        assert!(matches!(
+            commits.authorize_asset(Some(&c1.token), "a", 6).unwrap(),
+            Access::Granted(_)
+        ));
+        assert_eq!(
+            commits.authorize_asset(Some(&c1.token), "c", 6).unwrap(),
+            Access::Forbidden
+        );
+        assert_eq!(
+            commits.authorize_asset(Some("forged"), "a", 6).unwrap(),
+            Access::Unauthorized
+        );
+        assert_eq!(
+            commits.authorize_asset(None, "a", 6).unwrap(),
+            Access::Unauthorized
+        );
+        let wrong_last_char = format!("{}0", &c1.token[..c1.token.len() - 1]);
+        if wrong_last_char != c1.token {
+            assert_eq!(
+                commits
+                    .authorize_asset(Some(&wrong_last_char), "a", 6)
+                    .unwrap(),
+                Access::Unauthorized
+            );
+        }
+        assert_eq!(
+            commits
+                .authorize_asset(Some(&c1.token), "zzz", 6)
+                .unwrap_err()
+                .code,
+            ErrorCode::NotFound
+        );
+        // An asset belongs to one commit only.
+        assert_eq!(
+            commits
+                .create(vec!["a".into()], "pub", serde_json::json!({}), None, 5)
+                .unwrap_err()
+                .code,
+            ErrorCode::Conflict
+        );
+        let (list, total) = commits.list_unacked(1, 10).unwrap();
+        assert_eq!((list.len(), total), (2, 2));
+        let (_, changed) = commits.ack(&c1.id, 10).unwrap();
+        assert!(changed);
+        let (again, changed) = commits.ack(&c1.id, 11).unwrap();
+        assert!(!changed);
+        assert_eq!(again.acknowledged_at, Some(10));
+        assert_eq!(commits.list_unacked(1, 10).unwrap().1, 1);
+        assert_eq!(
+            cat.get("a", 12).unwrap().expires_at,
+            Some(10 + limits.acked_retention_secs)
+        );
+    }
+
+    #[test]
+    fn commit_limits() {
+        let kv = MemoryKv::new();
+        let cat = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
+        let limits = Limits {
+            max_files_per_commit: 2,
+            max_commit_size: 5,
+            ..Limits::default()
+        };
+        let commits = Commits::new(&kv, &cat, &limits);
+        upload(&cat, "a", b"1234");
+        upload(&cat, "b", b"5678");
+        upload(&cat, "c", b"9");
+        let err = |ids: &[&str]| {
+            commits
+                .create(
+                    ids.iter().map(|s| s.to_string()).collect(),
+                    "p",
+                    serde_json::Value::Null,
+                    None,
+                    0,
+                )
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(err(&[]), ErrorCode::Invalid);
+        assert_eq!(err(&["a", "b", "c"]), ErrorCode::TooLarge);
+        assert_eq!(err(&["a", "b"]), ErrorCode::TooLarge);
+        assert_eq!(err(&["a", "a"]), ErrorCode::Invalid);
+        assert_eq!(err(&["nope"]), ErrorCode::NotFound);
+        // A failed commit leaves no asset claimed.
+        commits
+            .create(vec!["a".into()], "p", serde_json::Value::Null, None, 0)
+            .unwrap();
+        assert_eq!(cat.get("b", 0).unwrap().commit, None);
+    }
+}

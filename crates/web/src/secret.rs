@@ -1,0 +1,73 @@
+//! Secrets: random tokens, constant-time comparison, and a digest safe to
+//! use as a lookup key (the token itself never is one).
+
+use sha2::Digest;
+
+/// `bytes` random bytes from the platform's CSPRNG (WASI `random` inside a
+/// component), hex-encoded.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the platform provides randomness");
+    hex::encode(buf)
+}
+
+/// A random UUID (version 4), as the reference's ids are.
+pub fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the platform provides randomness");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Equality whose time depends only on the lengths, not on where the
+/// inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Hex SHA-256 of a secret, for indexing records by token.
+pub fn lookup_key(secret: &str) -> String {
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// Hex SHA-256 of arbitrary parts, separated unambiguously (ids derived
+/// from request contents, e.g. for idempotent enqueueing).
+pub fn digest_parts(parts: &[&str]) -> String {
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_compared_exactly() {
+        let a = random_hex(24);
+        assert_eq!(a.len(), 48);
+        assert_ne!(a, random_hex(24));
+        assert!(constant_time_eq(a.as_bytes(), a.clone().as_bytes()));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(digest_parts(&["ab", "c"]), digest_parts(&["a", "bc"]));
+    }
+}

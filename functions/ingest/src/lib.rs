@@ -1,0 +1,180 @@
+//! The DAM side of the Phraseanet flow: `POST /api/v1/upload/enqueue`
+//! persists a job before answering 202, then pulls the commit's assets into
+//! the shared store; `POST /api/v1/upload/poll` pulls commits from a
+//! configured upload service; `GET /api/v1/upload/jobs/{id}` shows a job.
+//! Jobs live in a durable queue: one whose worker died is picked up again
+//! once its lease expires, by any later request (`POST /api/v1/upload/work`
+//! exists for schedulers).
+
+mod worker;
+
+use assetgate_component::{Req, send_error, send_json, send_status, var};
+use assetgate_phraseanet::ingest::{AllowedBaseUrls, EnqueueRequest, IngestJob, ValidRequest};
+use assetgate_phraseanet::limits::number;
+use assetgate_store::spin::SpinKv;
+use assetgate_store::{ErrorCode, Queue, QueueConfig, Records, StoreError, StoreSettings};
+use assetgate_web::{secret, time};
+use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
+use spin_sdk::http_component;
+
+pub const JOB_KIND: &str = "ingest-job";
+pub const QUEUE: &str = "ingest";
+
+pub struct Ctx {
+    pub kv: SpinKv,
+    pub settings: StoreSettings,
+    pub queue: QueueConfig,
+    pub allowed: AllowedBaseUrls,
+    pub default_base_url: Option<String>,
+    pub max_assets: usize,
+}
+
+impl Ctx {
+    fn load() -> Result<Ctx, StoreError> {
+        let n = |name: &str, default: u64, min: u64| number(var(name), name, default, min);
+        Ok(Ctx {
+            kv: SpinKv::open_default()?,
+            settings: StoreSettings::from_lookup(var)?,
+            queue: QueueConfig {
+                lease_secs: n("ingest_lease_secs", 300, 1)?,
+                max_attempts: n("ingest_max_attempts", 5, 1)? as u32,
+                backoff_base_secs: n("ingest_retry_base_secs", 5, 0)?,
+                backoff_max_secs: 3600,
+            },
+            allowed: AllowedBaseUrls::parse(&var("ingest_allowed_base_urls").unwrap_or_default())?,
+            default_base_url: var("ingest_default_base_url"),
+            max_assets: n("upload_max_files_per_commit", 100, 1)? as usize,
+        })
+    }
+
+    pub fn queue(&self) -> Result<Queue<'_, SpinKv>, StoreError> {
+        Queue::new(&self.kv, QUEUE, self.queue)
+    }
+
+    pub fn jobs(&self) -> Records<'_, SpinKv> {
+        Records::new(&self.kv, JOB_KIND)
+    }
+}
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let mut req = Req::new(req);
+    let ctx = match Ctx::load() {
+        Ok(c) => c,
+        Err(e) => return send_error(out, &e).await,
+    };
+    let segs = req.segments();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let tail = match segs.as_slice() {
+        ["api", "v1", "upload", rest @ ..] => rest.to_vec(),
+        _ => return send_status(out, 404, "not-found", "no such endpoint", &[]).await,
+    };
+    if let Err((status, message)) = check_key(&req) {
+        return send_status(out, status, "unauthorized", message, &[]).await;
+    }
+    let work_after = match (tail.as_slice(), req.method.clone()) {
+        (["enqueue"], Method::Post) => {
+            match enqueue(&mut req, &ctx).await {
+                Ok((job, created)) => {
+                    let status = 202;
+                    send_json(
+                        out,
+                        status,
+                        &serde_json::json!({ "id": job, "created": created }),
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    send_error(out, &e).await;
+                    return;
+                }
+            }
+            // The notification is also the signal to look for pulled work.
+            worker::poll(&ctx).await.ok();
+            true
+        }
+        (["poll"], Method::Post) => {
+            match worker::poll(&ctx).await {
+                Ok(v) => send_json(out, 200, &v).await,
+                // The upload service failed us: a gateway error, with why.
+                Err(e) => send_status(out, 502, "upstream", &e.message, &[]).await,
+            }
+            true
+        }
+        (["work"], Method::Post) => {
+            send_json(out, 202, &serde_json::json!({ "working": true })).await;
+            true
+        }
+        (["jobs", id], Method::Get) => {
+            match ctx.jobs().get::<IngestJob>(id) {
+                Ok(job) => send_json(out, 200, &job.value.view()).await,
+                Err(e) => send_error(out, &e).await,
+            }
+            false
+        }
+        (["enqueue"] | ["poll"] | ["work"] | ["jobs", _], _) => {
+            send_status(
+                out,
+                405,
+                "method-not-allowed",
+                "method not allowed on this resource",
+                &[],
+            )
+            .await;
+            false
+        }
+        _ => {
+            send_status(out, 404, "not-found", "no such endpoint", &[]).await;
+            false
+        }
+    };
+    if work_after {
+        worker::run(&ctx, 4).await;
+    }
+}
+
+/// `Authorization: <ingest_auth_scheme> <ingest_api_key>` when a key is
+/// configured (the scheme defaults to `ApiKey`, as push senders use).
+fn check_key(req: &Req) -> Result<(), (u16, &'static str)> {
+    let Some(key) = var("ingest_api_key") else {
+        return Ok(());
+    };
+    let scheme = var("ingest_auth_scheme").unwrap_or_else(|| "ApiKey".into());
+    match req.auth(&scheme) {
+        Some(given) if secret::constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
+        _ => Err((
+            401,
+            "a valid Authorization header with the ingest API key is required",
+        )),
+    }
+}
+
+/// Validates and persists the job before anything is answered. A replayed
+/// notification maps to the same job (`created: false`).
+async fn enqueue(req: &mut Req, ctx: &Ctx) -> Result<(String, bool), StoreError> {
+    let body = req.read_body(256 * 1024).await?;
+    let parsed: EnqueueRequest = serde_json::from_slice(&body)
+        .map_err(|e| StoreError::invalid(format!("invalid enqueue body: {e}")))?;
+    let valid = parsed.validate(
+        ctx.default_base_url.as_deref(),
+        &ctx.allowed,
+        ctx.max_assets,
+    )?;
+    persist(ctx, &valid)
+}
+
+pub fn persist(ctx: &Ctx, valid: &ValidRequest) -> Result<(String, bool), StoreError> {
+    let now = time::now();
+    let job = IngestJob::new(valid, now);
+    let created = match ctx.jobs().create(&job.id, &job) {
+        Ok(_) => true,
+        Err(e) if e.code == ErrorCode::Conflict => false,
+        Err(e) => return Err(e),
+    };
+    match ctx.queue()?.enqueue(&job.id, job.id.clone(), now) {
+        Ok(()) => {}
+        Err(e) if e.code == ErrorCode::Conflict => {}
+        Err(e) => return Err(e),
+    }
+    Ok((job.id, created))
+}

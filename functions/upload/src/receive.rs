@@ -1,0 +1,259 @@
+//! `POST /assets`: a multipart form (`file`, optional `formData` JSON) or a
+//! raw body, streamed into the blob store piece by piece — the component
+//! never holds the file. Anything refused midway is deleted.
+
+use crate::Ctx;
+use assetgate_catalog::{Asset, Catalog, Origin};
+use assetgate_component::Req;
+use assetgate_store::{BlobWriter, Blobs, StoreError, spin::SpinKv};
+use assetgate_web::multipart::{self, Event, Parser};
+use assetgate_web::{mime, secret, time};
+use futures::StreamExt;
+
+/// Largest `formData` JSON.
+const MAX_FORM_DATA: usize = 64 * 1024;
+/// Bytes looked at to sniff the content type.
+const SNIFF: usize = 32;
+/// Multipart framing allowed on top of the file in `Content-Length`.
+const MULTIPART_SLACK: u64 = MAX_FORM_DATA as u64 + 16 * 1024;
+
+/// The file being received.
+struct Incoming<'b, 'a> {
+    writer: BlobWriter<'b, 'a, SpinKv>,
+    name: String,
+    declared: Option<String>,
+    head: Vec<u8>,
+    checked: bool,
+}
+
+impl Incoming<'_, '_> {
+    fn write(&mut self, data: &[u8], ctx: &Ctx) -> Result<(), StoreError> {
+        if self.head.len() < SNIFF {
+            let take = (SNIFF - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..take]);
+        }
+        if !self.checked && self.head.len() >= SNIFF {
+            self.check_type(ctx)?;
+        }
+        self.writer.write(data).map_err(|e| {
+            if e.code == assetgate_store::ErrorCode::TooLarge {
+                StoreError::too_large(format!(
+                    "the file is larger than upload_max_size ({} bytes)",
+                    ctx.limits.max_upload_size
+                ))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn mime(&self) -> String {
+        mime::resolve(self.declared.as_deref(), &self.head, &self.name)
+    }
+
+    fn check_type(&mut self, ctx: &Ctx) -> Result<(), StoreError> {
+        self.checked = true;
+        let m = self.mime();
+        if ctx.limits.mime_allowed(&m) {
+            Ok(())
+        } else {
+            Err(StoreError::unsupported(format!(
+                "content type `{m}` is not in upload_allowed_mime_types"
+            )))
+        }
+    }
+}
+
+pub async fn receive(req: &mut Req, ctx: &Ctx) -> Result<Asset, StoreError> {
+    let max = ctx.limits.max_upload_size;
+    let content_type = req.header("content-type").unwrap_or("").to_string();
+    let boundary = multipart::boundary(&content_type);
+    if let Some(len) = req
+        .header("content-length")
+        .and_then(|l| l.trim().parse::<u64>().ok())
+    {
+        if len == 0 {
+            return Err(StoreError::invalid("empty files are refused"));
+        }
+        let slack = if boundary.is_some() {
+            MULTIPART_SLACK
+        } else {
+            0
+        };
+        if len > max + slack {
+            return Err(StoreError::too_large(format!(
+                "the body is {len} bytes; upload_max_size is {max}"
+            )));
+        }
+    }
+    let id = secret::uuid_v4();
+    let blobs = ctx.blobs();
+    let mut form_data = serde_json::json!({});
+    let result = match boundary {
+        Some(b) => receive_multipart(req, ctx, &blobs, &id, &b, &mut form_data).await,
+        None => receive_raw(req, ctx, &blobs, &id, &content_type, &mut form_data).await,
+    };
+    let (incoming, name) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = blobs.delete(&id);
+            return Err(e);
+        }
+    };
+    let finished = (|| {
+        let mut incoming = incoming;
+        if !incoming.checked {
+            incoming.check_type(ctx)?;
+        }
+        let mime = incoming.mime();
+        if incoming.writer.written() == 0 {
+            return Err(StoreError::invalid("empty files are refused"));
+        }
+        let now = time::now();
+        let d = incoming.writer.finish(&mime, now)?;
+        let mut asset = Asset::from_blob(&d, &name, form_data.clone(), Origin::Upload, now);
+        asset.expires_at = Some(now + ctx.limits.retention_secs);
+        Catalog::new(&ctx.kv, Blobs::new(&ctx.kv, ctx.settings.blobs)).add(&asset)?;
+        Ok(asset)
+    })();
+    if finished.is_err() {
+        let _ = blobs.delete(&id);
+    }
+    finished
+}
+
+async fn receive_multipart<'b, 'a>(
+    req: &mut Req,
+    ctx: &Ctx,
+    blobs: &'b assetgate_store::Blobs<'a, SpinKv>,
+    id: &str,
+    boundary: &str,
+    form_data: &mut serde_json::Value,
+) -> Result<(Incoming<'b, 'a>, String), StoreError> {
+    #[derive(PartialEq)]
+    enum Part {
+        File,
+        Form,
+        Other,
+    }
+    let body = req
+        .body
+        .take()
+        .ok_or_else(|| StoreError::invalid("no body"))?;
+    let mut stream = body.into_body_stream();
+    let mut parser = Parser::new(boundary);
+    let mut file: Option<Incoming<'b, 'a>> = None;
+    let mut part = Part::Other;
+    let mut form = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| StoreError::invalid(format!("request body: {e:?}")))?;
+        let events = parser
+            .feed(&chunk)
+            .map_err(|e| StoreError::invalid(e.to_string()))?;
+        for event in events {
+            match event {
+                Event::Part(h) => {
+                    part = match h.name.as_deref() {
+                        Some("file") => {
+                            if file.is_some() {
+                                return Err(StoreError::invalid("one `file` part per upload"));
+                            }
+                            file = Some(Incoming {
+                                writer: BlobWriter::begin(
+                                    blobs,
+                                    id,
+                                    ctx.limits.max_upload_size,
+                                    time::now(),
+                                )?,
+                                name: h.filename.unwrap_or_else(|| "upload".into()),
+                                declared: h.content_type,
+                                head: Vec::new(),
+                                checked: false,
+                            });
+                            Part::File
+                        }
+                        Some("formData") => Part::Form,
+                        _ => Part::Other,
+                    }
+                }
+                Event::Data(d) => match part {
+                    Part::File => file.as_mut().expect("file part open").write(&d, ctx)?,
+                    Part::Form => {
+                        if form.len() + d.len() > MAX_FORM_DATA {
+                            return Err(StoreError::too_large(format!(
+                                "`formData` over {MAX_FORM_DATA} bytes"
+                            )));
+                        }
+                        form.extend_from_slice(&d);
+                    }
+                    Part::Other => {}
+                },
+                Event::PartEnd => {
+                    if part == Part::Form {
+                        *form_data = parse_form_data(&form)?;
+                    }
+                    part = Part::Other;
+                }
+                Event::End => {}
+            }
+        }
+    }
+    parser
+        .finish()
+        .map_err(|e| StoreError::invalid(e.to_string()))?;
+    let file = file.ok_or_else(|| StoreError::invalid("the form has no `file` part"))?;
+    let name = file.name.clone();
+    Ok((file, name))
+}
+
+async fn receive_raw<'b, 'a>(
+    req: &mut Req,
+    ctx: &Ctx,
+    blobs: &'b assetgate_store::Blobs<'a, SpinKv>,
+    id: &str,
+    content_type: &str,
+    form_data: &mut serde_json::Value,
+) -> Result<(Incoming<'b, 'a>, String), StoreError> {
+    let name = req
+        .header("x-filename")
+        .map(|n| assetgate_web::query::percent_decode(n, false))
+        .or_else(|| {
+            req.header("content-disposition")
+                .and_then(|d| {
+                    d.split(';')
+                        .find_map(|p| p.trim().strip_prefix("filename="))
+                })
+                .map(|f| f.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "upload".into());
+    if let Some(fd) = req.header("x-form-data") {
+        *form_data = parse_form_data(fd.as_bytes())?;
+    }
+    let declared = (!content_type.is_empty()).then(|| content_type.to_string());
+    let body = req
+        .body
+        .take()
+        .ok_or_else(|| StoreError::invalid("no body"))?;
+    let mut incoming = Incoming {
+        writer: BlobWriter::begin(blobs, id, ctx.limits.max_upload_size, time::now())?,
+        name: name.clone(),
+        declared,
+        head: Vec::new(),
+        checked: false,
+    };
+    let mut stream = body.into_body_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| StoreError::invalid(format!("request body: {e:?}")))?;
+        incoming.write(&chunk, ctx)?;
+    }
+    Ok((incoming, name))
+}
+
+fn parse_form_data(bytes: &[u8]) -> Result<serde_json::Value, StoreError> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::invalid(format!("`formData` is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(StoreError::invalid("`formData` must be a JSON object"));
+    }
+    Ok(v)
+}
