@@ -51,6 +51,17 @@ pub struct HostConfig<'a> {
     pub state_dir: &'a Path,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub listen: String,
+}
+
+/// A port that was free a moment ago (for hosts whose own URL must be
+/// known before they start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl<'a> HostConfig<'a> {
@@ -60,7 +71,17 @@ impl<'a> HostConfig<'a> {
             state_dir,
             args: Vec::new(),
             env: Vec::new(),
+            listen: "127.0.0.1:0".into(),
         }
+    }
+
+    pub fn listen(mut self, port: u16) -> Self {
+        self.listen = format!("127.0.0.1:{port}");
+        self
+    }
+
+    pub fn var(self, name: &str, value: &str) -> Self {
+        self.arg("--variable").arg(&format!("{name}={value}"))
     }
 
     pub fn arg(mut self, a: &str) -> Self {
@@ -78,7 +99,7 @@ impl<'a> HostConfig<'a> {
         cmd.arg("--from")
             .arg(&self.manifest)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--state-dir")
             .arg(self.state_dir)
             // Compiled components are shared between tests: compiling is the
@@ -162,6 +183,10 @@ impl<'a> HostConfig<'a> {
 impl Host {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {
@@ -271,4 +296,18 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
 
 pub fn get(url: &str) -> Reply {
     send("GET", url, &[], &[])
+}
+
+/// Polls `f` until it returns `Some`, for up to `secs` seconds.
+pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -1,0 +1,698 @@
+//! The Phraseanet upload flow end to end, on the real `spin.toml`: our
+//! upload service and our ingest side, push and pull, a foreign upload
+//! service, and the failures the protocol must survive.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+const KEY: &str = "upload-key-0123456789";
+const INGEST_KEY: &str = "ingest-key-9876543210";
+
+fn bearer() -> (&'static str, String) {
+    ("authorization", format!("Bearer {KEY}"))
+}
+
+fn ingest_auth() -> (&'static str, String) {
+    ("authorization", format!("ApiKey {INGEST_KEY}"))
+}
+
+fn with<'a>(headers: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    headers.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn multipart(file: &[u8], name: &str, mime: &str, form: &str) -> (String, Vec<u8>) {
+    let boundary = "----assetgate-test-boundary";
+    let mut b = Vec::new();
+    b.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"formData\"\r\n\r\n{form}\r\n"
+        )
+        .as_bytes(),
+    );
+    b.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {mime}\r\n\r\n").as_bytes(),
+    );
+    b.extend_from_slice(file);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+fn upload_multipart(host: &Host, file: &[u8], name: &str) -> serde_json::Value {
+    let (ct, body) = multipart(file, name, "image/png", r#"{"title":"Test document"}"#);
+    let auth = bearer();
+    let r = send(
+        "POST",
+        &host.url("/assets"),
+        &[("content-type", &ct), (auth.0, &auth.1)],
+        &body,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()
+}
+
+fn upload_raw(host: &Host, file: &[u8], name: &str, mime: &str) -> Reply {
+    let auth = bearer();
+    send(
+        "POST",
+        &host.url("/assets"),
+        &[
+            ("content-type", mime),
+            ("x-filename", name),
+            (auth.0, &auth.1),
+        ],
+        file,
+    )
+}
+
+fn commit(host: &Host, assets: &[&str]) -> serde_json::Value {
+    let body = serde_json::json!({ "assets": assets, "publisher": "d03fc9f6-3c6b", "formData": {"batch": 1} });
+    let auth = bearer();
+    let r = send(
+        "POST",
+        &host.url("/commits"),
+        &[("content-type", "application/json"), (auth.0, &auth.1)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()
+}
+
+fn get_with(url: &str, headers: &[(&'static str, String)]) -> Reply {
+    send("GET", url, &with(headers), &[])
+}
+
+fn job_id(base_url: &str, commit_id: &str) -> String {
+    assetgate_web::secret::digest_parts(&[base_url, commit_id])[..32].to_string()
+}
+
+fn wait_job(host: &Host, id: &str, done: &[&str]) -> serde_json::Value {
+    wait_for(90, || {
+        let r = get_with(
+            &host.url(&format!("/api/v1/upload/jobs/{id}")),
+            &[ingest_auth()],
+        );
+        (r.status == 200 && done.contains(&r.json()["status"].as_str().unwrap_or("")))
+            .then(|| r.json())
+    })
+    .unwrap_or_else(|| {
+        let r = get_with(
+            &host.url(&format!("/api/v1/upload/jobs/{id}")),
+            &[ingest_auth()],
+        );
+        panic!("job {id} did not reach {done:?}: {} {}", r.status, r.text())
+    })
+}
+
+/// Our own upload service and ingest side in one app, calling each other
+/// over loopback.
+fn self_host(name: &str, push: bool) -> (Host, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = temp_dir(name);
+    let mut cfg = HostConfig::new("spin.toml", &dir)
+        .listen(port)
+        .var("upload_api_key", KEY)
+        .var("ingest_api_key", INGEST_KEY)
+        .var("ingest_allowed_base_urls", &base)
+        .var("ingest_outbound_host", &base)
+        .var("blob_chunk_size", "65536");
+    if push {
+        cfg = cfg
+            .var("upload_push_url", &base)
+            .var("upload_push_host", &base)
+            .var("upload_push_key", INGEST_KEY);
+    } else {
+        cfg = cfg
+            .var("ingest_pull_url", &base)
+            .var("ingest_pull_key", KEY);
+    }
+    (cfg.start(), base)
+}
+
+fn assert_ingested(host: &Host, job: &serde_json::Value, originals: &[&[u8]]) {
+    assert!(
+        job.get("token").is_none(),
+        "the job view never shows the token"
+    );
+    let assets = job["assets"].as_array().unwrap();
+    assert_eq!(assets.len(), originals.len());
+    for (a, original) in assets.iter().zip(originals) {
+        assert_eq!(a["state"], "stored", "{a}");
+        let local = a["local_id"].as_str().unwrap();
+        // Ingested into the shared catalog: the upload side serves it too.
+        let r = get_with(&host.url(&format!("/assets/{local}/download")), &[bearer()]);
+        assert_eq!(r.status, 200);
+        assert!(r.body == *original, "ingested bytes differ");
+    }
+}
+
+#[test]
+fn push_mode_upload_commit_enqueue_pull_store_ack() {
+    let (host, base) = self_host("push", true);
+    let one = data(300_000, 1);
+    let two = data(70_000, 2);
+    let a1 = upload_multipart(&host, &one, "photo.png");
+    assert_eq!(a1["size"], 300_000);
+    assert_eq!(a1["originalName"], "photo.png");
+    assert_eq!(a1["mimeType"], "image/png");
+    assert_eq!(a1["formData"]["title"], "Test document");
+    assert_eq!(a1["acknowledged"], false);
+    let r = upload_raw(&host, &two, "scan.tif", "image/tiff");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let a2 = r.json();
+
+    let c = commit(
+        &host,
+        &[a1["id"].as_str().unwrap(), a2["id"].as_str().unwrap()],
+    );
+    let token = c["token"].as_str().unwrap();
+    assert!(
+        token.len() >= 40 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
+    assert_eq!(c["acknowledged"], false);
+    let cid = c["id"].as_str().unwrap();
+
+    let acked = wait_for(90, || {
+        let r = get_with(&host.url(&format!("/commits/{cid}")), &[bearer()]);
+        (r.json()["acknowledged"] == true).then(|| r.json())
+    });
+    let acked =
+        acked.unwrap_or_else(|| panic!("commit never acknowledged; logs:\n{}", host.logs()));
+    assert!(acked["push"]["delivered_at"].is_u64(), "{}", acked["push"]);
+    let job = wait_job(&host, &job_id(&base, cid), &["done"]);
+    assert_eq!(job["acknowledged"], true);
+    assert_ingested(&host, &job, &[&one, &two]);
+    // Acknowledged commits leave the pull listing.
+    let listing = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
+    assert_eq!(listing["hydra:totalItems"], 0);
+}
+
+#[test]
+fn pull_mode_poll_enqueues_each_commit_once() {
+    let (host, base) = self_host("pull", false);
+    let one = data(150_000, 3);
+    let a = upload_multipart(&host, &one, "a.png");
+    let c = commit(&host, &[a["id"].as_str().unwrap()]);
+    let cid = c["id"].as_str().unwrap();
+
+    let listing = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
+    assert_eq!(listing["hydra:totalItems"], 1);
+    let member = &listing["hydra:member"][0];
+    assert_eq!(member["id"], cid);
+    assert_eq!(member["token"], c["token"]);
+    assert_eq!(member["base_url"], base);
+
+    let r = send(
+        "POST",
+        &host.url("/api/v1/upload/poll"),
+        &with(&[ingest_auth()]),
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["enqueued"], 1);
+    let r = send(
+        "POST",
+        &host.url("/api/v1/upload/poll"),
+        &with(&[ingest_auth()]),
+        b"",
+    );
+    assert_eq!(r.json()["enqueued"], 0, "a commit is never enqueued twice");
+
+    let job = wait_job(&host, &job_id(&base, cid), &["done"]);
+    assert_ingested(&host, &job, &[&one]);
+    let r = get_with(&host.url(&format!("/commits/{cid}")), &[bearer()]);
+    assert_eq!(r.json()["acknowledged"], true);
+}
+
+/// A small, independent upload service speaking only the reference's
+/// endpoints.
+#[derive(Default)]
+struct Foreign {
+    /// id → (bytes, advertised size)
+    assets: HashMap<String, (Vec<u8>, u64)>,
+    token: String,
+    downloads: Vec<String>,
+    acks: Vec<String>,
+    auth_seen: Vec<String>,
+}
+
+fn foreign_service(state: Arc<Mutex<Foreign>>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let state = state.clone();
+            std::thread::spawn(move || serve_foreign(stream, state));
+        }
+    });
+    port
+}
+
+fn serve_foreign(mut stream: std::net::TcpStream, state: Arc<Mutex<Foreign>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let (mut auth, mut length) = (String::new(), 0usize);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or(("", ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "authorization" => auth = v.trim().to_string(),
+            "content-length" => length = v.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let mut body = vec![0u8; length];
+    let _ = reader.read_exact(&mut body);
+    let mut st = state.lock().unwrap();
+    st.auth_seen.push(auth.clone());
+    let respond = |stream: &mut std::net::TcpStream, status: &str, ct: &str, body: &[u8]| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+    };
+    if auth != format!("AssetToken {}", st.token) {
+        return respond(&mut stream, "401 Unauthorized", "application/json", b"{}");
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segs.as_slice()) {
+        ("GET", ["assets", id]) => match st.assets.get(*id) {
+            Some((_, size)) => {
+                let meta = serde_json::json!({
+                    "id": id, "size": size, "formData": {"title": "from afar"},
+                    "originalName": format!("{id}.jpg"), "mimeType": "image/jpeg",
+                    "createdAt": "2019-05-15T14:13:54+00:00"
+                });
+                respond(
+                    &mut stream,
+                    "200 OK",
+                    "application/json",
+                    meta.to_string().as_bytes(),
+                )
+            }
+            None => respond(&mut stream, "404 Not Found", "application/json", b"{}"),
+        },
+        ("GET", ["assets", id, "download"]) => match st.assets.get(*id).cloned() {
+            Some((bytes, _)) => {
+                st.downloads.push(id.to_string());
+                respond(&mut stream, "200 OK", "image/jpeg", &bytes)
+            }
+            None => respond(&mut stream, "404 Not Found", "application/json", b"{}"),
+        },
+        ("POST", ["commits", id, "ack"]) => {
+            st.acks.push(id.to_string());
+            respond(&mut stream, "200 OK", "application/json", b"{}")
+        }
+        _ => respond(&mut stream, "404 Not Found", "application/json", b"{}"),
+    }
+}
+
+fn enqueue(host: &Host, body: serde_json::Value) -> Reply {
+    let auth = ingest_auth();
+    send(
+        "POST",
+        &host.url("/api/v1/upload/enqueue"),
+        &[("content-type", "application/json"), (auth.0, &auth.1)],
+        body.to_string().as_bytes(),
+    )
+}
+
+#[test]
+fn ingest_from_a_foreign_upload_service_and_its_failures() {
+    let state = Arc::new(Mutex::new(Foreign {
+        token: "f87700b7cd".into(),
+        ..Foreign::default()
+    }));
+    let one = data(200_000, 9);
+    let two = data(1234, 8);
+    {
+        let mut st = state.lock().unwrap();
+        st.assets
+            .insert("4c097077-a26b".into(), (one.clone(), one.len() as u64));
+        st.assets
+            .insert("a134145e-9461".into(), (two.clone(), two.len() as u64));
+        // Advertises more bytes than it sends.
+        st.assets.insert("liar".into(), (data(900, 7), 1000));
+    }
+    let port = foreign_service(state.clone());
+    let foreign = format!("http://127.0.0.1:{port}");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("foreign");
+    let host = HostConfig::new("spin.toml", &dir)
+        .var("ingest_api_key", INGEST_KEY)
+        .var("ingest_allowed_base_urls", &format!("{foreign},{dead}"))
+        .var("ingest_outbound_host", "http://127.0.0.1:*")
+        .var("ingest_max_attempts", "2")
+        .var("ingest_retry_base_secs", "0")
+        .start();
+
+    // The reference's request, plus where to fetch from.
+    let request = serde_json::json!({
+        "assets": ["4c097077-a26b", "a134145e-9461"],
+        "publisher": "d03fc9f6-3c6b",
+        "token": "f87700b7cd",
+        "commit_id": "c-1",
+        "base_url": foreign,
+    });
+    let r = enqueue(&host, request.clone());
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["created"], true);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let job = wait_job(&host, &id, &["done"]);
+    assert_eq!(job["assets"][0]["state"], "stored");
+    assert_eq!(job["assets"][1]["state"], "stored");
+    assert_eq!(state.lock().unwrap().acks, vec!["c-1".to_string()]);
+    assert!(
+        state
+            .lock()
+            .unwrap()
+            .auth_seen
+            .iter()
+            .all(|a| a == "AssetToken f87700b7cd")
+    );
+
+    // Replayed notification: same job, nothing downloaded or stored twice.
+    let r = enqueue(&host, request.clone());
+    assert_eq!(
+        (
+            r.status,
+            r.json()["id"].as_str().unwrap(),
+            r.json()["created"].as_bool()
+        ),
+        (202, id.as_str(), Some(false))
+    );
+    send(
+        "POST",
+        &host.url("/api/v1/upload/work"),
+        &with(&[ingest_auth()]),
+        b"",
+    );
+    assert_eq!(state.lock().unwrap().downloads.len(), 2);
+    assert_eq!(state.lock().unwrap().acks.len(), 1);
+
+    // Size mismatch: the asset fails, the commit is not acknowledged.
+    let mut liar = request.clone();
+    liar["assets"] = serde_json::json!(["4c097077-a26b", "liar"]);
+    liar["commit_id"] = "c-2".into();
+    let id2 = enqueue(&host, liar).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = wait_job(&host, &id2, &["failed"]);
+    assert_eq!(job["assets"][1]["state"], "failed");
+    assert!(
+        job["assets"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("size mismatch"),
+        "{job}"
+    );
+    assert!(!state.lock().unwrap().acks.contains(&"c-2".to_string()));
+
+    // Wrong token: the service refuses, the asset fails for good.
+    let mut wrong = request.clone();
+    wrong["token"] = "not-the-token".into();
+    wrong["commit_id"] = "c-3".into();
+    let id3 = enqueue(&host, wrong).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = wait_job(&host, &id3, &["failed"]);
+    assert!(
+        job["assets"][0]["reason"].as_str().unwrap().contains("401"),
+        "{job}"
+    );
+
+    // Upload service down: retried, then failed with the reason.
+    let mut down = request.clone();
+    down["base_url"] = dead.clone().into();
+    down["commit_id"] = "c-4".into();
+    let id4 = enqueue(&host, down).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = wait_for(60, || {
+        send(
+            "POST",
+            &host.url("/api/v1/upload/work"),
+            &with(&[ingest_auth()]),
+            b"",
+        );
+        let j = get_with(
+            &host.url(&format!("/api/v1/upload/jobs/{id4}")),
+            &[ingest_auth()],
+        )
+        .json();
+        (j["status"] == "failed").then_some(j)
+    })
+    .expect("job against a dead service ends failed");
+    assert_eq!(job["attempts"], 2);
+    let reason = job["last_error"].as_str().unwrap();
+    assert!(
+        reason.contains("gave up after 2 attempts") && reason.contains("failed"),
+        "{reason}"
+    );
+    assert_eq!(job["assets"][0]["state"], "failed");
+
+    // A base_url outside the allow-list never receives the token.
+    let mut evil = request.clone();
+    evil["base_url"] = "http://127.0.0.1:1".into();
+    let r = enqueue(&host, evil);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("ingest_allowed_base_urls"),
+        "{}",
+        r.text()
+    );
+    // Malformed notifications.
+    assert_eq!(
+        enqueue(
+            &host,
+            serde_json::json!({"assets": [], "publisher": "p", "token": "t"})
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        enqueue(&host, serde_json::json!({"publisher": "p"})).status,
+        400
+    );
+    let mut traversal = request.clone();
+    traversal["assets"] = serde_json::json!(["../../admin"]);
+    assert_eq!(enqueue(&host, traversal).status, 400);
+    // The ingest key is required once configured.
+    let r = send(
+        "POST",
+        &host.url("/api/v1/upload/enqueue"),
+        &[("authorization", "ApiKey wrong")],
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn upload_side_auth_limits_ranges_and_acks() {
+    let dir = temp_dir("upload-errors");
+    let host = HostConfig::new("spin.toml", &dir)
+        .var("upload_api_key", KEY)
+        .var("upload_max_size", "500000")
+        .var("upload_max_files_per_commit", "2")
+        .var("upload_allowed_mime_types", "image/*,application/pdf")
+        .start();
+    let img = data(10_000, 5);
+
+    // The API key guards uploads and the listing.
+    let r = send(
+        "POST",
+        &host.url("/assets"),
+        &[("content-type", "image/png")],
+        &img,
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some());
+    let r = send(
+        "POST",
+        &host.url("/assets"),
+        &[
+            ("content-type", "image/png"),
+            ("authorization", "Bearer nope"),
+        ],
+        &img,
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(get(&host.url("/commits?acknowledged=false")).status, 401);
+    // Empty, oversized, refused types.
+    assert_eq!(upload_raw(&host, b"", "e.png", "image/png").status, 400);
+    let r = upload_raw(&host, &data(600_000, 1), "big.png", "image/png");
+    assert_eq!(r.status, 413, "{}", r.text());
+    let r = upload_raw(&host, b"just some text", "notes.txt", "text/plain");
+    assert_eq!(r.status, 415, "{}", r.text());
+    let (ct, mut body) = multipart(&img, "x.png", "image/png", "{}");
+    body.truncate(body.len() - 10);
+    let auth = bearer();
+    let r = send(
+        "POST",
+        &host.url("/assets"),
+        &[("content-type", &ct), (auth.0, &auth.1)],
+        &body,
+    );
+    assert_eq!(r.status, 400, "truncated multipart: {}", r.text());
+
+    let a = upload_raw(&host, &img, "a.png", "image/png").json();
+    let b = upload_raw(&host, &img, "b.png", "image/png").json();
+    let extra: Vec<String> = (0..2)
+        .map(|_| {
+            upload_raw(&host, &img, "x.png", "image/png").json()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let auth = bearer();
+    let too_many = serde_json::json!({"assets": [extra[0], extra[1], a], "publisher": "p"});
+    let r = send(
+        "POST",
+        &host.url("/commits"),
+        &[("content-type", "application/json"), (auth.0, &auth.1)],
+        too_many.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    let c1 = commit(&host, &[a]);
+    let c2 = commit(&host, &[b]);
+    let t1 = c1["token"].as_str().unwrap();
+    let t2 = c2["token"].as_str().unwrap();
+    let tok = |t: &str| ("authorization", format!("AssetToken {t}"));
+
+    // AssetToken scoping.
+    let meta = get_with(&host.url(&format!("/assets/{a}")), &[tok(t1)]);
+    assert_eq!(meta.status, 200);
+    let m = meta.json();
+    for field in [
+        "id",
+        "size",
+        "formData",
+        "originalName",
+        "mimeType",
+        "createdAt",
+        "hash",
+        "acknowledged",
+    ] {
+        assert!(m.get(field).is_some(), "metadata lacks {field}: {m}");
+    }
+    assert_eq!(
+        get_with(&host.url(&format!("/assets/{a}")), &[tok(t2)]).status,
+        403
+    );
+    assert_eq!(
+        get_with(&host.url(&format!("/assets/{a}")), &[tok("forged")]).status,
+        401
+    );
+    assert_eq!(get(&host.url(&format!("/assets/{a}"))).status, 401);
+    assert_eq!(
+        get_with(&host.url("/assets/unknown-asset"), &[tok(t1)]).status,
+        404
+    );
+    assert_eq!(
+        get_with(&host.url(&format!("/assets/{a}/download")), &[tok(t2)]).status,
+        403
+    );
+
+    // Downloads: whole, ranged, unsatisfiable.
+    let d = get_with(&host.url(&format!("/assets/{a}/download")), &[tok(t1)]);
+    assert_eq!(d.status, 200);
+    assert!(d.body == img);
+    assert_eq!(d.header("content-length"), Some("10000"));
+    assert!(d.header("content-disposition").unwrap().contains("a.png"));
+    let d = get_with(
+        &host.url(&format!("/assets/{a}/download")),
+        &[tok(t1), ("range", "bytes=100-199".into())],
+    );
+    assert_eq!(d.status, 206);
+    assert_eq!(d.header("content-range"), Some("bytes 100-199/10000"));
+    assert!(d.body == img[100..200]);
+    let d = get_with(
+        &host.url(&format!("/assets/{a}/download")),
+        &[tok(t1), ("range", "bytes=20000-".into())],
+    );
+    assert_eq!(d.status, 416);
+    assert_eq!(d.header("content-range"), Some("bytes */10000"));
+
+    // Acks are idempotent; an acknowledged commit leaves the listing.
+    let ack = |t: &str, c: &str| {
+        send(
+            "POST",
+            &host.url(&format!("/commits/{c}/ack")),
+            &[("authorization", &format!("AssetToken {t}"))],
+            b"",
+        )
+    };
+    let c1id = c1["id"].as_str().unwrap();
+    assert_eq!(ack(t2, c1id).status, 403);
+    let r = ack(t1, c1id);
+    assert_eq!((r.status, r.json()["changed"].as_bool()), (200, Some(true)));
+    let r = ack(t1, c1id);
+    assert_eq!(
+        (
+            r.status,
+            r.json()["changed"].as_bool(),
+            r.json()["acknowledged"].as_bool()
+        ),
+        (200, Some(false), Some(true))
+    );
+    assert_eq!(
+        get_with(&host.url(&format!("/assets/{a}")), &[tok(t1)]).json()["acknowledged"],
+        true
+    );
+    let r = send(
+        "POST",
+        &host.url(&format!("/assets/{b}/ack")),
+        &[("authorization", &format!("AssetToken {t2}"))],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let listing = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
+    assert_eq!(listing["hydra:totalItems"], 1);
+    assert_eq!(listing["hydra:member"][0]["id"], c2["id"]);
+    assert_eq!(
+        get_with(&host.url("/commits?acknowledged=false&page=0"), &[bearer()]).status,
+        400
+    );
+    // Unknown routes and methods.
+    assert_eq!(
+        send(
+            "DELETE",
+            &host.url(&format!("/assets/{a}")),
+            &with(&[bearer()]),
+            b""
+        )
+        .status,
+        405
+    );
+}
