@@ -186,6 +186,23 @@ pub async fn send_status(
     send(out, status, &headers, body.to_string().into_bytes()).await
 }
 
+/// 405 for a known resource asked with the wrong method.
+pub async fn send_method_not_allowed(out: ResponseOutparam) {
+    send_status(
+        out,
+        405,
+        "method-not-allowed",
+        "method not allowed on this resource",
+        &[],
+    )
+    .await
+}
+
+/// 404 for a path no endpoint serves.
+pub async fn send_not_found(out: ResponseOutparam) {
+    send_status(out, 404, "not-found", "no such endpoint", &[]).await
+}
+
 /// Streams blob `id` honouring `Range` (200, 206 or 416), chunk by chunk.
 pub async fn send_blob<K: Kv + ?Sized>(
     out: ResponseOutparam,

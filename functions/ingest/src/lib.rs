@@ -8,7 +8,9 @@
 
 mod worker;
 
-use assetgate_component::{Req, send_error, send_json, send_status, var};
+use assetgate_component::{
+    Req, send_error, send_json, send_method_not_allowed, send_not_found, send_status, var,
+};
 use assetgate_phraseanet::ingest::{AllowedBaseUrls, EnqueueRequest, IngestJob, ValidRequest};
 use assetgate_phraseanet::limits::number;
 use assetgate_store::spin::SpinKv;
@@ -67,7 +69,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let tail = match segs.as_slice() {
         ["api", "v1", "upload", rest @ ..] => rest.to_vec(),
-        _ => return send_status(out, 404, "not-found", "no such endpoint", &[]).await,
+        _ => return send_not_found(out).await,
     };
     if let Err((status, message)) = check_key(&req) {
         return send_status(out, status, "unauthorized", message, &[]).await;
@@ -113,18 +115,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             false
         }
         (["enqueue"] | ["poll"] | ["work"] | ["jobs", _], _) => {
-            send_status(
-                out,
-                405,
-                "method-not-allowed",
-                "method not allowed on this resource",
-                &[],
-            )
-            .await;
+            send_method_not_allowed(out).await;
             false
         }
         _ => {
-            send_status(out, 404, "not-found", "no such endpoint", &[]).await;
+            send_not_found(out).await;
             false
         }
     };

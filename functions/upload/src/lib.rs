@@ -7,7 +7,10 @@ mod push;
 mod receive;
 
 use assetgate_catalog::{Asset, Catalog};
-use assetgate_component::{Req, send_blob, send_error, send_json, send_status, var};
+use assetgate_component::{
+    Req, send_blob, send_error, send_json, send_method_not_allowed, send_not_found, send_status,
+    var,
+};
 use assetgate_phraseanet::{Access, Commits, Limits, hydra};
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{Blobs, StoreError, StoreSettings};
@@ -165,17 +168,8 @@ async fn route(req: &mut Req, ctx: &Ctx, out: ResponseOutparam) {
             | ["commits", _]
             | ["commits", _, _],
             _,
-        ) => {
-            send_status(
-                out,
-                405,
-                "method-not-allowed",
-                "method not allowed on this resource",
-                &[],
-            )
-            .await
-        }
-        _ => send_status(out, 404, "not-found", "no such endpoint", &[]).await,
+        ) => send_method_not_allowed(out).await,
+        _ => send_not_found(out).await,
     }
 }
 
@@ -212,6 +206,23 @@ fn require_api_key(req: &Req) -> Result<(), Refusal> {
     }
 }
 
+/// 401 for a missing or unknown token, 403 for another commit's token.
+async fn refuse(denied: Access, what: &str, out: ResponseOutparam) {
+    let refusal = match denied {
+        Access::Forbidden => Refusal(
+            403,
+            "forbidden",
+            format!("this token does not grant access to this {what}"),
+        ),
+        _ => Refusal(
+            401,
+            "unauthorized",
+            "a valid `Authorization: AssetToken <token>` is required".into(),
+        ),
+    };
+    refusal.send(out).await
+}
+
 fn api_key_ok(req: &Req) -> bool {
     require_api_key(req).is_ok()
 }
@@ -243,24 +254,7 @@ async fn with_asset_access<F, Fut>(
             Ok(a) => then(a, out).await,
             Err(e) => send_error(out, &e).await,
         },
-        Ok(Access::Unauthorized) => {
-            Refusal(
-                401,
-                "unauthorized",
-                "a valid `Authorization: AssetToken <token>` is required".into(),
-            )
-            .send(out)
-            .await
-        }
-        Ok(Access::Forbidden) => {
-            Refusal(
-                403,
-                "forbidden",
-                "this token does not grant access to this asset".into(),
-            )
-            .send(out)
-            .await
-        }
+        Ok(denied) => refuse(denied, "asset", out).await,
         Err(e) => send_error(out, &e).await,
     }
 }
@@ -285,24 +279,7 @@ async fn with_commit_access<F, Fut>(
     }
     match commits.authorize_commit(req.auth("AssetToken"), commit_id) {
         Ok(Access::Granted(c)) => then(*c, out).await,
-        Ok(Access::Unauthorized) => {
-            Refusal(
-                401,
-                "unauthorized",
-                "a valid `Authorization: AssetToken <token>` is required".into(),
-            )
-            .send(out)
-            .await
-        }
-        Ok(Access::Forbidden) => {
-            Refusal(
-                403,
-                "forbidden",
-                "this token does not grant access to this commit".into(),
-            )
-            .send(out)
-            .await
-        }
+        Ok(denied) => refuse(denied, "commit", out).await,
         Err(e) => send_error(out, &e).await,
     }
 }

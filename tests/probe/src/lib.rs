@@ -80,7 +80,7 @@ fn text(status: u16, body: impl Into<String>) -> Response {
         .build()
 }
 
-fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('='))

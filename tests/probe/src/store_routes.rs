@@ -2,6 +2,7 @@
 //! Spin backend, so the end-to-end tests can check that components share
 //! blobs, records and journals through the host's key-value store.
 
+use crate::param;
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{Blobs, ChunkWrite, Journal, Position, Records, StoreError, StoreSettings};
 use futures::SinkExt;
@@ -34,14 +35,6 @@ fn json(v: serde_json::Value) -> Response {
         .header("content-type", "application/json")
         .body(v.to_string())
         .build()
-}
-
-fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 pub fn route(method: &str, path: &str, query: &str, body: Vec<u8>) -> Response {
