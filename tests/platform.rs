@@ -361,6 +361,30 @@ fn large_bodies_stream_both_ways_without_buffering() {
 }
 
 #[test]
+fn busy_components_do_not_starve_others() {
+    let (host, _dir) = probe_host("busy");
+    // More CPU-bound requests than the host has worker threads.
+    let busy: Vec<_> = (0..4)
+        .map(|_| {
+            let url = host.url("/a/spin?ms=5000");
+            std::thread::spawn(move || get(&url).status)
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let r = get(&host.url("/b/whoami"));
+    let waited = started.elapsed();
+    assert_eq!(r.text(), "probe");
+    assert!(
+        waited < std::time::Duration::from_millis(2500),
+        "a quick request waited {waited:?} behind busy ones"
+    );
+    for b in busy {
+        assert_eq!(b.join().unwrap(), 200);
+    }
+}
+
+#[test]
 fn many_requests_run_at_once() {
     let (host, _dir) = probe_host("parallel");
     let handles: Vec<_> = (0..32)

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 const KIND: &str = "asset";
 /// Every asset, for the retention sweep.
 const ALL_INDEX: &str = "assets";
+/// Where the retention sweep resumes.
+const SWEEP_CURSOR: &str = "assets-sweep";
 
 /// Where an asset came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,21 +126,36 @@ impl<'a, K: Kv + ?Sized> Catalog<'a, K> {
         Index::new(self.kv, ALL_INDEX)?.remove(id)
     }
 
-    /// Deletes expired assets, examining at most `budget`; returns their ids.
+    /// Deletes expired assets, examining at most `budget` per call; returns
+    /// their ids. Each call continues where the previous one stopped (the
+    /// cursor is a record), so every asset is examined in turn.
     pub fn sweep_expired(&self, now: u64, budget: usize) -> Result<Vec<String>> {
         let index = Index::new(self.kv, ALL_INDEX)?;
-        let page = index.page(None, budget)?;
+        let cursors = Records::new(self.kv, "cursor");
+        let saved = cursors.try_get::<Option<String>>(SWEEP_CURSOR)?;
+        let start = saved.as_ref().and_then(|v| v.value.clone());
+        let page = match index.page(start, budget) {
+            Ok(p) => p,
+            // The index changed under an old cursor: start over.
+            Err(e) if e.code == ErrorCode::Invalid => index.page(None, budget)?,
+            Err(e) => return Err(e),
+        };
         let mut gone = Vec::new();
-        for id in page.members {
-            match self.records().try_get::<Asset>(&id)? {
+        for id in &page.members {
+            match self.records().try_get::<Asset>(id)? {
                 Some(v) if v.value.expired(now) => {
-                    self.delete(&id)?;
-                    gone.push(id);
+                    self.delete(id)?;
+                    gone.push(id.clone());
                 }
                 Some(_) => {}
-                None => index.remove(&id)?,
+                None => index.remove(id)?,
             }
         }
+        // Losing this race only means a page is examined twice.
+        let _ = match &saved {
+            Some(v) => cursors.update(SWEEP_CURSOR, v, &page.next).map(|_| ()),
+            None => cursors.create(SWEEP_CURSOR, &page.next).map(|_| ()),
+        };
         Ok(gone)
     }
 
@@ -156,6 +173,31 @@ impl<'a, K: Kv + ?Sized> Catalog<'a, K> {
 mod tests {
     use super::*;
     use assetgate_store::{BlobConfig, MemoryKv};
+
+    #[test]
+    fn the_sweep_resumes_and_wraps_around() {
+        let kv = MemoryKv::new();
+        let cat = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
+        for i in 0..5 {
+            let id = format!("x{i}");
+            let d = cat.blobs().put(&id, b"b", "a/b", 0).unwrap();
+            let mut a = Asset::from_blob(&d, "n", serde_json::Value::Null, Origin::Upload, 0);
+            // Only the newest expires early: a fixed window would never see it.
+            a.expires_at = Some(if i == 4 { 10 } else { 1000 });
+            cat.add(&a).unwrap();
+        }
+        let mut gone = Vec::new();
+        for _ in 0..4 {
+            gone.extend(cat.sweep_expired(20, 2).unwrap());
+        }
+        assert_eq!(gone, vec!["x4".to_string()]);
+        let mut later = Vec::new();
+        for _ in 0..4 {
+            later.extend(cat.sweep_expired(2000, 2).unwrap());
+        }
+        later.sort();
+        assert_eq!(later, vec!["x0", "x1", "x2", "x3"]);
+    }
 
     #[test]
     fn add_get_expire_and_sweep() {
@@ -183,6 +225,7 @@ mod tests {
         a2.expires_at = Some(1000);
         cat.add(&a2).unwrap();
         assert_eq!(cat.sweep_expired(200, 100).unwrap(), vec!["a1".to_string()]);
+        assert!(cat.sweep_expired(200, 100).unwrap().is_empty());
         assert_eq!(
             cat.blobs().stat("a1").unwrap_err().code,
             ErrorCode::NotFound

@@ -25,6 +25,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpHooks, WasiHttpView};
 
+/// How often running guests yield to the executor.
+const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Host settings that are not in the manifest.
 #[derive(Debug, Clone)]
 pub struct HostOptions {
@@ -70,12 +73,25 @@ impl App {
     pub fn load(manifest: &Manifest, options: &HostOptions) -> Result<Arc<App>> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
+        // A guest in a long computation yields to the executor every tick, so
+        // one busy component cannot starve the other requests.
+        config.epoch_interruption(true);
         if let Some(dir) = &options.compile_cache {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
             config.cache(Some(wasmtime::Cache::new(cache)?));
         }
         let engine = Engine::new(&config)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
 
         let mut linker: Linker<RequestState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -327,6 +343,8 @@ impl App {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store

@@ -187,6 +187,20 @@ async fn route(
             core::arch::wasm32::unreachable()
         }
         ("Get", "whoami") => text(200, "probe"),
+        // Burns CPU without ever calling the host.
+        ("Get", "spin") => {
+            let ms: u64 = param(query, "ms")
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(100);
+            let start = std::time::Instant::now();
+            let mut x = 0u64;
+            while start.elapsed().as_millis() < ms as u128 {
+                for i in 0..10_000u64 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+                }
+            }
+            text(200, format!("{x}"))
+        }
         _ => text(404, format!("probe: no {method} {path}")),
     }
 }
