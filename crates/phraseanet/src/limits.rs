@@ -1,6 +1,7 @@
 //! Upload-service limits and retention, from Spin variables (README lists
 //! them with their defaults). Malformed values are errors.
 
+use assetgate_store::settings::number;
 use assetgate_store::{Result, StoreError};
 
 #[derive(Debug, Clone)]
@@ -39,22 +40,6 @@ pub const ALLOWED_MIME_TYPES: &str = "upload_allowed_mime_types";
 pub const RETENTION_DAYS: &str = "upload_retention_days";
 pub const ACKED_RETENTION_DAYS: &str = "upload_acked_retention_days";
 
-/// Parses a whole-number variable; unset or empty → `default`.
-pub fn number(value: Option<String>, name: &str, default: u64, min: u64) -> Result<u64> {
-    match value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-    {
-        None => Ok(default),
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) if n >= min => Ok(n),
-            _ => Err(StoreError::invalid(format!(
-                "variable `{name}` = `{v}` must be a whole number ≥ {min}"
-            ))),
-        },
-    }
-}
-
 impl Limits {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let d = Limits::default();
@@ -74,19 +59,16 @@ impl Limits {
                 )));
             }
         }
+        let n =
+            |name: &str, default: u64, min: u64| number(get(name), name, default, min, u64::MAX);
         Ok(Limits {
-            max_upload_size: number(get(MAX_UPLOAD_SIZE), MAX_UPLOAD_SIZE, d.max_upload_size, 1)?,
-            max_files_per_commit: number(
-                get(MAX_FILES_PER_COMMIT),
-                MAX_FILES_PER_COMMIT,
-                d.max_files_per_commit as u64,
-                1,
-            )? as usize,
-            max_commit_size: number(get(MAX_COMMIT_SIZE), MAX_COMMIT_SIZE, d.max_commit_size, 1)?,
+            max_upload_size: n(MAX_UPLOAD_SIZE, d.max_upload_size, 1)?,
+            max_files_per_commit: n(MAX_FILES_PER_COMMIT, d.max_files_per_commit as u64, 1)?
+                as usize,
+            max_commit_size: n(MAX_COMMIT_SIZE, d.max_commit_size, 1)?,
             allowed_mime_types: mime,
-            retention_secs: number(get(RETENTION_DAYS), RETENTION_DAYS, 7, 1)? * 86_400,
-            acked_retention_secs: number(get(ACKED_RETENTION_DAYS), ACKED_RETENTION_DAYS, 1, 0)?
-                * 86_400,
+            retention_secs: n(RETENTION_DAYS, 7, 1)? * 86_400,
+            acked_retention_secs: n(ACKED_RETENTION_DAYS, 1, 0)? * 86_400,
         })
     }
 

@@ -54,10 +54,7 @@ impl<'a, K: Kv + ?Sized> Index<'a, K> {
         let raw = self.kv.get(&keys::index_head(&self.name))?;
         let n = match &raw {
             None => 0,
-            Some(v) => std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| StoreError::corrupt(format!("index `{}` head", self.name)))?,
+            Some(v) => keys::decimal(&format!("index `{}` head", self.name), v)?,
         };
         Ok((n, raw))
     }
@@ -126,10 +123,7 @@ impl<'a, K: Kv + ?Sized> Index<'a, K> {
         let Some(raw_page) = self.kv.get(&membership)? else {
             return Ok(());
         };
-        let n: u64 = std::str::from_utf8(&raw_page)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| StoreError::corrupt(format!("index `{}` membership", self.name)))?;
+        let n = keys::decimal(&format!("index `{}` membership", self.name), &raw_page)?;
         for _ in 0..MAX_ATTEMPTS {
             let Some((mut members, raw)) = self.read_page(n)? else {
                 break;

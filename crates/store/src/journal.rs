@@ -59,10 +59,7 @@ impl<'a, K: Kv + ?Sized> Journal<'a, K> {
     fn head_hint(&self) -> Result<u64> {
         match self.kv.get(&keys::journal_head(&self.name))? {
             None => Ok(0),
-            Some(v) => std::str::from_utf8(&v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| StoreError::corrupt(format!("journal `{}` head", self.name))),
+            Some(v) => keys::decimal(&format!("journal `{}` head", self.name), &v),
         }
     }
 
@@ -71,11 +68,10 @@ impl<'a, K: Kv + ?Sized> Journal<'a, K> {
         let key = keys::journal_head(&self.name);
         for _ in 0..MAX_APPEND_ATTEMPTS {
             let current = self.kv.get(&key)?;
-            let n: u64 = current
-                .as_deref()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
+            let n = match &current {
+                None => 0,
+                Some(v) => keys::decimal(&format!("journal `{}` head", self.name), v)?,
+            };
             if n >= pos {
                 return Ok(());
             }

@@ -33,6 +33,15 @@ pub fn check_id(what: &str, id: &str) -> Result<()> {
     }
 }
 
+/// Counters and page numbers are stored as ASCII decimal (as Spin's
+/// `increment` leaves them); `what` names the value in the error.
+pub(crate) fn decimal(what: &str, raw: &[u8]) -> Result<u64> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::corrupt(format!("{what} is not a decimal number")))
+}
+
 pub fn blob_meta(id: &str) -> String {
     format!("blob/{id}/meta")
 }

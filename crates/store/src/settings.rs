@@ -30,25 +30,31 @@ impl Default for StoreSettings {
     }
 }
 
+/// Parses a whole-number variable in `min..=max`; unset or blank → `default`.
+/// Every component reads its numeric limits through this one function.
+pub fn number(value: Option<String>, name: &str, default: u64, min: u64, max: u64) -> Result<u64> {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(default);
+    };
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ if max == u64::MAX => Err(StoreError::invalid(format!(
+            "variable `{name}` = `{v}` must be a whole number ≥ {min}"
+        ))),
+        _ => Err(StoreError::invalid(format!(
+            "variable `{name}` = `{v}` must be a whole number in {min}..={max}"
+        ))),
+    }
+}
+
 impl StoreSettings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut s = StoreSettings::default();
-        let num = |name: &str, default: u64, min: u64, max: u64| -> Result<u64> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) if v.trim().is_empty() => Ok(default),
-                Some(v) => {
-                    let n: u64 = v.trim().parse().map_err(|_| {
-                        StoreError::invalid(format!("variable `{name}` = `{v}` is not a number"))
-                    })?;
-                    if !(min..=max).contains(&n) {
-                        return Err(StoreError::invalid(format!(
-                            "variable `{name}` = {n} is outside {min}..={max}"
-                        )));
-                    }
-                    Ok(n)
-                }
-            }
+        let num = |name: &str, default: u64, min: u64, max: u64| {
+            number(get(name), name, default, min, max)
         };
         s.blobs.chunk_size = num(BLOB_CHUNK_SIZE, s.blobs.chunk_size, 1024, 64 << 20)?;
         s.blobs.max_blob_size = num(BLOB_MAX_SIZE, s.blobs.max_blob_size, 1, 1 << 50)?;

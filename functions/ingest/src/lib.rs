@@ -12,7 +12,7 @@ use assetgate_component::{
     Req, send_error, send_json, send_method_not_allowed, send_not_found, send_status, var,
 };
 use assetgate_phraseanet::ingest::{AllowedBaseUrls, EnqueueRequest, IngestJob, ValidRequest};
-use assetgate_phraseanet::limits::number;
+use assetgate_store::settings::number;
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{ErrorCode, Queue, QueueConfig, Records, StoreError, StoreSettings};
 use assetgate_web::{secret, time};
@@ -33,7 +33,8 @@ pub struct Ctx {
 
 impl Ctx {
     fn load() -> Result<Ctx, StoreError> {
-        let n = |name: &str, default: u64, min: u64| number(var(name), name, default, min);
+        let n =
+            |name: &str, default: u64, min: u64| number(var(name), name, default, min, u64::MAX);
         Ok(Ctx {
             kv: SpinKv::open_default()?,
             settings: StoreSettings::from_lookup(var)?,

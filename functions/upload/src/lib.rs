@@ -27,6 +27,8 @@ pub struct Ctx {
     pub limits: Limits,
     /// `upload_public_url`, else the origin the client used.
     pub base_url: String,
+    /// Push notifications, when `upload_push_url` is set.
+    pub push: Option<push::PushConfig>,
 }
 
 impl Ctx {
@@ -38,6 +40,7 @@ impl Ctx {
             base_url: var("upload_public_url")
                 .map(|u| u.trim_end_matches('/').to_string())
                 .unwrap_or_else(|| req.origin.clone()),
+            push: push::PushConfig::load()?,
         })
     }
 

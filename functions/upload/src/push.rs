@@ -8,8 +8,8 @@ use crate::Ctx;
 use assetgate_catalog::Catalog;
 use assetgate_component::{check_status, fetch, var};
 use assetgate_phraseanet::Commits;
-use assetgate_phraseanet::limits::number;
-use assetgate_store::{Index, QueueConfig};
+use assetgate_store::settings::number;
+use assetgate_store::{Index, QueueConfig, StoreError};
 use assetgate_web::time;
 use spin_sdk::http::Method;
 
@@ -17,54 +17,47 @@ const PENDING: &str = "push-pending";
 /// Due retries attempted per request.
 const RETRY_BUDGET: usize = 2;
 
-struct PushConfig {
+pub struct PushConfig {
     url: String,
     scheme: String,
     key: Option<String>,
     backoff: QueueConfig,
 }
 
-fn config() -> Option<PushConfig> {
-    let url = var("upload_push_url")?.trim_end_matches('/').to_string();
-    let base = number(
-        var("upload_push_retry_secs"),
-        "upload_push_retry_secs",
-        10,
-        1,
-    )
-    .unwrap_or(10);
-    let max = number(
-        var("upload_push_max_attempts"),
-        "upload_push_max_attempts",
-        8,
-        1,
-    )
-    .unwrap_or(8);
-    Some(PushConfig {
-        url,
-        scheme: var("upload_push_auth_scheme").unwrap_or_else(|| "ApiKey".into()),
-        key: var("upload_push_key"),
-        backoff: QueueConfig {
-            max_attempts: max as u32,
-            backoff_base_secs: base,
-            backoff_max_secs: 3600,
-            ..QueueConfig::default()
-        },
-    })
+impl PushConfig {
+    /// `None` when push is off; malformed retry settings are errors, as
+    /// every other limit.
+    pub fn load() -> Result<Option<PushConfig>, StoreError> {
+        let Some(url) = var("upload_push_url") else {
+            return Ok(None);
+        };
+        let n = |name: &str, default: u64| number(var(name), name, default, 1, u64::MAX);
+        Ok(Some(PushConfig {
+            url: url.trim_end_matches('/').to_string(),
+            scheme: var("upload_push_auth_scheme").unwrap_or_else(|| "ApiKey".into()),
+            key: var("upload_push_key"),
+            backoff: QueueConfig {
+                max_attempts: n("upload_push_max_attempts", 8)? as u32,
+                backoff_base_secs: n("upload_push_retry_secs", 10)?,
+                backoff_max_secs: 3600,
+                ..QueueConfig::default()
+            },
+        }))
+    }
 }
 
 /// First delivery attempt, right after the commit was answered.
 pub async fn notify(ctx: &Ctx, commit_id: &str) {
-    let Some(cfg) = config() else { return };
+    let Some(cfg) = &ctx.push else { return };
     if let Err(e) = Index::new(&ctx.kv, PENDING).and_then(|i| i.add(commit_id)) {
         eprintln!("push: cannot track commit {commit_id}: {e}");
     }
-    attempt(ctx, &cfg, commit_id).await;
+    attempt(ctx, cfg, commit_id).await;
 }
 
 /// Retries deliveries whose backoff has elapsed.
 pub async fn retry_due(ctx: &Ctx) {
-    let Some(cfg) = config() else { return };
+    let Some(cfg) = &ctx.push else { return };
     let Ok(index) = Index::new(&ctx.kv, PENDING) else {
         return;
     };
@@ -88,7 +81,7 @@ pub async fn retry_due(ctx: &Ctx) {
             }
         };
         if due {
-            attempt(ctx, &cfg, &id).await;
+            attempt(ctx, cfg, &id).await;
             tried += 1;
             if tried >= RETRY_BUDGET {
                 return;

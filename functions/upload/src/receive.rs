@@ -26,7 +26,23 @@ struct Incoming<'b, 'a> {
     checked: bool,
 }
 
-impl Incoming<'_, '_> {
+impl<'b, 'a> Incoming<'b, 'a> {
+    fn begin(
+        blobs: &'b Blobs<'a, SpinKv>,
+        id: &str,
+        ctx: &Ctx,
+        name: String,
+        declared: Option<String>,
+    ) -> Result<Self, StoreError> {
+        Ok(Incoming {
+            writer: BlobWriter::begin(blobs, id, ctx.limits.max_upload_size, time::now())?,
+            name,
+            declared,
+            head: Vec::new(),
+            checked: false,
+        })
+    }
+
     fn write(&mut self, data: &[u8], ctx: &Ctx) -> Result<(), StoreError> {
         if self.head.len() < SNIFF {
             let take = (SNIFF - self.head.len()).min(data.len());
@@ -93,7 +109,7 @@ pub async fn receive(req: &mut Req, ctx: &Ctx) -> Result<Asset, StoreError> {
         Some(b) => receive_multipart(req, ctx, &blobs, &id, &b, &mut form_data).await,
         None => receive_raw(req, ctx, &blobs, &id, &content_type, &mut form_data).await,
     };
-    let (incoming, name) = match result {
+    let incoming = match result {
         Ok(x) => x,
         Err(e) => {
             let _ = blobs.delete(&id);
@@ -111,9 +127,10 @@ pub async fn receive(req: &mut Req, ctx: &Ctx) -> Result<Asset, StoreError> {
         }
         let now = time::now();
         let d = incoming.writer.finish(&mime, now)?;
-        let mut asset = Asset::from_blob(&d, &name, form_data.clone(), Origin::Upload, now);
+        let mut asset =
+            Asset::from_blob(&d, &incoming.name, form_data.clone(), Origin::Upload, now);
         asset.expires_at = Some(now + ctx.limits.retention_secs);
-        Catalog::new(&ctx.kv, Blobs::new(&ctx.kv, ctx.settings.blobs)).add(&asset)?;
+        Catalog::new(&ctx.kv, ctx.blobs()).add(&asset)?;
         Ok(asset)
     })();
     if finished.is_err() {
@@ -129,7 +146,7 @@ async fn receive_multipart<'b, 'a>(
     id: &str,
     boundary: &str,
     form_data: &mut serde_json::Value,
-) -> Result<(Incoming<'b, 'a>, String), StoreError> {
+) -> Result<Incoming<'b, 'a>, StoreError> {
     #[derive(PartialEq)]
     enum Part {
         File,
@@ -158,18 +175,13 @@ async fn receive_multipart<'b, 'a>(
                             if file.is_some() {
                                 return Err(StoreError::invalid("one `file` part per upload"));
                             }
-                            file = Some(Incoming {
-                                writer: BlobWriter::begin(
-                                    blobs,
-                                    id,
-                                    ctx.limits.max_upload_size,
-                                    time::now(),
-                                )?,
-                                name: h.filename.unwrap_or_else(|| "upload".into()),
-                                declared: h.content_type,
-                                head: Vec::new(),
-                                checked: false,
-                            });
+                            file = Some(Incoming::begin(
+                                blobs,
+                                id,
+                                ctx,
+                                h.filename.unwrap_or_else(|| "upload".into()),
+                                h.content_type,
+                            )?);
                             Part::File
                         }
                         Some("formData") => Part::Form,
@@ -202,8 +214,7 @@ async fn receive_multipart<'b, 'a>(
         .finish()
         .map_err(|e| StoreError::invalid(e.to_string()))?;
     let file = file.ok_or_else(|| StoreError::invalid("the form has no `file` part"))?;
-    let name = file.name.clone();
-    Ok((file, name))
+    Ok(file)
 }
 
 async fn receive_raw<'b, 'a>(
@@ -213,7 +224,7 @@ async fn receive_raw<'b, 'a>(
     id: &str,
     content_type: &str,
     form_data: &mut serde_json::Value,
-) -> Result<(Incoming<'b, 'a>, String), StoreError> {
+) -> Result<Incoming<'b, 'a>, StoreError> {
     let name = req
         .header("x-filename")
         .map(|n| assetgate_web::query::percent_decode(n, false))
@@ -234,19 +245,13 @@ async fn receive_raw<'b, 'a>(
         .body
         .take()
         .ok_or_else(|| StoreError::invalid("no body"))?;
-    let mut incoming = Incoming {
-        writer: BlobWriter::begin(blobs, id, ctx.limits.max_upload_size, time::now())?,
-        name: name.clone(),
-        declared,
-        head: Vec::new(),
-        checked: false,
-    };
+    let mut incoming = Incoming::begin(blobs, id, ctx, name, declared)?;
     let mut stream = body.into_body_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| StoreError::invalid(format!("request body: {e:?}")))?;
         incoming.write(&chunk, ctx)?;
     }
-    Ok((incoming, name))
+    Ok(incoming)
 }
 
 fn parse_form_data(bytes: &[u8]) -> Result<serde_json::Value, StoreError> {

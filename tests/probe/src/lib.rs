@@ -12,6 +12,8 @@ use spin_sdk::key_value::Store;
 
 mod store_routes;
 
+use assetgate_web::query::get as param;
+
 use assetgate_store::spin::bindings::wasi::keyvalue::{atomics, store as wasi_store};
 
 #[http_component]
@@ -78,14 +80,6 @@ fn text(status: u16, body: impl Into<String>) -> Response {
         .header("content-type", "text/plain")
         .body(body.into())
         .build()
-}
-
-pub(crate) fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 async fn route(
@@ -170,7 +164,7 @@ async fn route(
                 .build()
         }
         ("Get", "fetch") => {
-            let url = param(query, "url").map(percent_decode).unwrap_or_default();
+            let url = param(query, "url").unwrap_or_default();
             let result: Result<Response, _> = spin_sdk::http::send(Request::get(url)).await;
             match result {
                 Ok(resp) => {
@@ -203,25 +197,6 @@ async fn route(
         }
         _ => text(404, format!("probe: no {method} {path}")),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// FNV-1a, 64-bit: a checksum both the probe and the tests can compute.

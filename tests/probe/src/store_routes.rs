@@ -2,9 +2,9 @@
 //! Spin backend, so the end-to-end tests can check that components share
 //! blobs, records and journals through the host's key-value store.
 
-use crate::param;
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{Blobs, ChunkWrite, Journal, Position, Records, StoreError, StoreSettings};
+use assetgate_web::query::get as param;
 use futures::SinkExt;
 use spin_sdk::http::{Fields, OutgoingResponse, Response, ResponseOutparam};
 
@@ -62,8 +62,9 @@ fn handle(method: &str, path: &str, query: &str, body: Vec<u8>) -> Result<Respon
             })))
         }
         ("Post", ["blob", id, "finish"]) => {
-            let content_type = param(query, "type").unwrap_or("application/octet-stream");
-            let d = blobs.finish(id, content_type, now())?;
+            let content_type =
+                param(query, "type").unwrap_or_else(|| "application/octet-stream".into());
+            let d = blobs.finish(id, &content_type, now())?;
             Ok(json(serde_json::to_value(d).expect("descriptor is JSON")))
         }
         ("Get", ["blob", id, "stat"]) => Ok(json(
@@ -86,7 +87,7 @@ fn handle(method: &str, path: &str, query: &str, body: Vec<u8>) -> Result<Respon
         }
         ("Get", ["journal", name]) => {
             let after = match param(query, "after") {
-                Some(t) => Position::parse(t)?,
+                Some(t) => Position::parse(&t)?,
                 None => Position::START,
             };
             let limit = param(query, "limit")
@@ -129,7 +130,8 @@ pub async fn stream_blob(id: &str, query: &str, out: ResponseOutparam) {
         let config = settings()?.blobs;
         let blobs = Blobs::new(&kv, config);
         let d = blobs.stat(id)?;
-        let (start, end) = match param(query, "range").and_then(|r| r.split_once('-')) {
+        let range = param(query, "range");
+        let (start, end) = match range.as_deref().and_then(|r| r.split_once('-')) {
             Some((s, e)) => (
                 s.parse().map_err(|_| StoreError::invalid("bad range"))?,
                 e.parse().map_err(|_| StoreError::invalid("bad range"))?,
