@@ -25,6 +25,12 @@ pub enum Origin {
         remote_id: String,
         base_url: String,
     },
+    /// A ManifestFile completed through the EpiFiles chunked protocol.
+    Epifiles {
+        repository: String,
+        manifest: String,
+        manifest_file: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

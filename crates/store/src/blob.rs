@@ -49,13 +49,45 @@ pub struct Descriptor {
     pub created_at: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Pending {
     started_at: u64,
     chunk_size: u64,
     /// Highest chunk index written so far.
     max_chunk: Option<u64>,
+    /// Last chunk write (unix seconds): idle uploads are reclaimed.
+    #[serde(default)]
+    touched_at: u64,
+    /// Chunks `0..hashed` are folded into `hash_state` (hex of
+    /// [`MultiHasher::save`]), so `finish` only reads what came out of order.
+    #[serde(default)]
+    hashed: u64,
+    #[serde(default)]
+    hashed_bytes: u64,
+    #[serde(default)]
+    hash_state: Option<String>,
 }
+
+impl Pending {
+    fn hasher(&self, id: &str) -> Result<MultiHasher> {
+        match &self.hash_state {
+            None => Ok(MultiHasher::new()),
+            Some(h) => hex::decode(h)
+                .ok()
+                .and_then(|raw| MultiHasher::restore(&raw))
+                .ok_or_else(|| StoreError::corrupt(format!("blob `{id}`: bad hash state"))),
+        }
+    }
+
+    /// A short chunk may only be the last one: once one is hashed, the
+    /// frontier stops and `finish` decides.
+    fn frontier_open(&self) -> bool {
+        self.hashed_bytes == self.hashed * self.chunk_size
+    }
+}
+
+/// Chunks hashed ahead per write when a gap closes; `finish` does the rest.
+const HASH_AHEAD: u64 = 16;
 
 /// Whether `put_chunk` wrote anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +140,10 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
             started_at: now,
             chunk_size: self.config.chunk_size,
             max_chunk: None,
+            touched_at: now,
+            hashed: 0,
+            hashed_bytes: 0,
+            hash_state: None,
         };
         let raw = serde_json::to_vec(&marker).expect("marker serialises");
         // Lost race with a concurrent begin of the same id: that is a resume.
@@ -117,9 +153,11 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         Ok(())
     }
 
-    /// Stores chunk `index`. Every chunk but the last must be exactly
-    /// `chunk_size` bytes (checked by `finish`, which knows which is last).
-    pub fn put_chunk(&self, id: &str, index: u64, bytes: &[u8]) -> Result<ChunkWrite> {
+    /// Stores chunk `index` at time `now`. Every chunk but the last must be
+    /// exactly `chunk_size` bytes (checked by `finish`, which knows which is
+    /// last). Chunks that extend the contiguous prefix are hashed on the way
+    /// in.
+    pub fn put_chunk(&self, id: &str, index: u64, bytes: &[u8], now: u64) -> Result<ChunkWrite> {
         keys::check_id("blob id", id)?;
         let Some((pending, raw)) = self.pending(id)? else {
             return Err(if self.kv.exists(&keys::blob_meta(id))? {
@@ -143,33 +181,57 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
             )));
         }
         let key = keys::blob_chunk(id, index);
-        if !self.kv.compare_and_swap(&key, None, bytes)? {
-            return match self.kv.get(&key)? {
-                Some(existing) if existing == bytes => Ok(ChunkWrite::AlreadyPresent),
-                _ => Err(StoreError::conflict(format!(
-                    "chunk {index} of `{id}` was already stored with other content"
-                ))),
-            };
-        }
-        self.raise_max_chunk(id, index, pending, raw)?;
-        Ok(ChunkWrite::Stored)
+        let outcome = if self.kv.compare_and_swap(&key, None, bytes)? {
+            ChunkWrite::Stored
+        } else {
+            match self.kv.get(&key)? {
+                Some(existing) if existing == bytes => ChunkWrite::AlreadyPresent,
+                _ => {
+                    return Err(StoreError::conflict(format!(
+                        "chunk {index} of `{id}` was already stored with other content"
+                    )));
+                }
+            }
+        };
+        self.update_marker(id, index, bytes, now, pending, raw)?;
+        Ok(outcome)
     }
 
-    fn raise_max_chunk(
+    /// Records the write in the marker: highest chunk, activity time, and
+    /// the hash frontier, advanced over every contiguous chunk now present.
+    /// Hashing happens outside the compare-and-swap loop and is reused when
+    /// a retry finds the frontier where it was.
+    fn update_marker(
         &self,
         id: &str,
         index: u64,
+        bytes: &[u8],
+        now: u64,
         mut pending: Pending,
         mut raw: Vec<u8>,
     ) -> Result<()> {
         let key = keys::blob_pending(id);
+        let mut advanced: Option<(u64, Pending)> = None;
         loop {
-            if pending.max_chunk.is_some_and(|m| m >= index) {
+            let mut next = pending.clone();
+            next.touched_at = next.touched_at.max(now);
+            next.max_chunk = Some(next.max_chunk.map_or(index, |m| m.max(index)));
+            let reuse = advanced
+                .as_ref()
+                .filter(|(from, _)| *from == pending.hashed);
+            if let Some((_, a)) = reuse {
+                (next.hashed, next.hashed_bytes) = (a.hashed, a.hashed_bytes);
+                next.hash_state = a.hash_state.clone();
+            } else if let Some(a) = self.hash_ahead(id, &pending, index, bytes)? {
+                (next.hashed, next.hashed_bytes) = (a.hashed, a.hashed_bytes);
+                next.hash_state = a.hash_state.clone();
+                advanced = Some((pending.hashed, a));
+            }
+            if next == pending {
                 return Ok(());
             }
-            pending.max_chunk = Some(index);
-            let next = serde_json::to_vec(&pending).expect("marker serialises");
-            if self.kv.compare_and_swap(&key, Some(&raw), &next)? {
+            let encoded = serde_json::to_vec(&next).expect("marker serialises");
+            if self.kv.compare_and_swap(&key, Some(&raw), &encoded)? {
                 return Ok(());
             }
             match self.pending(id)? {
@@ -178,6 +240,49 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// The marker with its frontier moved over the chunks present from
+    /// `hashed` on (at most [`HASH_AHEAD`]); `None` if it cannot move.
+    /// `bytes` is chunk `index`, in hand, so the common in-order case reads
+    /// nothing back.
+    fn hash_ahead(
+        &self,
+        id: &str,
+        pending: &Pending,
+        index: u64,
+        bytes: &[u8],
+    ) -> Result<Option<Pending>> {
+        if index < pending.hashed || !pending.frontier_open() {
+            return Ok(None);
+        }
+        let mut p = pending.clone();
+        let mut hasher = None;
+        while p.hashed < pending.hashed + HASH_AHEAD && p.frontier_open() {
+            let owned;
+            let chunk = if p.hashed == index {
+                bytes
+            } else {
+                match self.kv.get(&keys::blob_chunk(id, p.hashed))? {
+                    Some(c) => {
+                        owned = c;
+                        &owned[..]
+                    }
+                    None => break,
+                }
+            };
+            let h = match &mut hasher {
+                Some(h) => h,
+                None => hasher.insert(pending.hasher(id)?),
+            };
+            h.update(chunk);
+            p.hashed += 1;
+            p.hashed_bytes += chunk.len() as u64;
+        }
+        Ok(hasher.map(|h| {
+            p.hash_state = Some(hex::encode(h.save()));
+            p
+        }))
     }
 
     /// Completes the upload: chunks `0..n` must all be present and full but
@@ -196,9 +301,15 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         let Some(last) = pending.max_chunk else {
             return Err(StoreError::invalid(format!("blob `{id}` has no chunks")));
         };
-        let mut hasher = MultiHasher::new();
-        let mut size = 0u64;
-        for n in 0..=last {
+        if !pending.frontier_open() && pending.hashed <= last {
+            return Err(StoreError::invalid(format!(
+                "blob `{id}`: chunk {} is short, only the last may be",
+                pending.hashed - 1
+            )));
+        }
+        let mut hasher = pending.hasher(id)?;
+        let mut size = pending.hashed_bytes;
+        for n in pending.hashed..=last {
             let chunk = self
                 .kv
                 .get(&keys::blob_chunk(id, n))?
@@ -235,7 +346,7 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
     pub fn put(&self, id: &str, bytes: &[u8], content_type: &str, now: u64) -> Result<Descriptor> {
         self.begin(id, now)?;
         for (n, chunk) in bytes.chunks(self.config.chunk_size as usize).enumerate() {
-            self.put_chunk(id, n as u64, chunk)?;
+            self.put_chunk(id, n as u64, chunk, now)?;
         }
         self.finish(id, content_type, now)
     }
@@ -300,8 +411,8 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         Ok(())
     }
 
-    /// Deletes uploads begun more than `max_age_secs` ago and never
-    /// finished; returns their ids. Examines at most `budget` pending uploads
+    /// Deletes unfinished uploads idle for more than `max_age_secs` (no
+    /// chunk written since); returns their ids. Examines at most `budget` pending uploads
     /// per call so it fits in one request.
     pub fn reclaim_stale(&self, now: u64, max_age_secs: u64, budget: usize) -> Result<Vec<String>> {
         let index = Index::new(self.kv, PENDING_INDEX)?;
@@ -313,7 +424,9 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
             for id in &page.members {
                 examined += 1;
                 let stale = match self.pending(id)? {
-                    Some((p, _)) => now.saturating_sub(p.started_at) > max_age_secs,
+                    Some((p, _)) => {
+                        now.saturating_sub(p.started_at.max(p.touched_at)) > max_age_secs
+                    }
                     None => !self.kv.exists(&keys::blob_meta(id))?,
                 };
                 if stale {
@@ -341,6 +454,7 @@ pub struct BlobWriter<'b, 'a, K: Kv + ?Sized> {
     next: u64,
     written: u64,
     limit: u64,
+    now: u64,
 }
 
 impl<'b, 'a, K: Kv + ?Sized> BlobWriter<'b, 'a, K> {
@@ -354,6 +468,7 @@ impl<'b, 'a, K: Kv + ?Sized> BlobWriter<'b, 'a, K> {
             next: 0,
             written: 0,
             limit: limit.min(blobs.config.max_blob_size),
+            now,
         })
     }
 
@@ -375,7 +490,8 @@ impl<'b, 'a, K: Kv + ?Sized> BlobWriter<'b, 'a, K> {
             self.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             if self.buf.len() == chunk {
-                self.blobs.put_chunk(&self.id, self.next, &self.buf)?;
+                self.blobs
+                    .put_chunk(&self.id, self.next, &self.buf, self.now)?;
                 self.next += 1;
                 self.buf.clear();
             }
@@ -386,7 +502,8 @@ impl<'b, 'a, K: Kv + ?Sized> BlobWriter<'b, 'a, K> {
     /// Completes the blob; `Invalid` when nothing was written.
     pub fn finish(mut self, content_type: &str, now: u64) -> Result<Descriptor> {
         if !self.buf.is_empty() {
-            self.blobs.put_chunk(&self.id, self.next, &self.buf)?;
+            self.blobs
+                .put_chunk(&self.id, self.next, &self.buf, self.now)?;
             self.buf.clear();
         }
         if self.written == 0 {
@@ -474,13 +591,13 @@ mod tests {
         let kv = MemoryKv::new();
         let b = Blobs::new(&kv, small());
         assert_eq!(
-            b.put_chunk("x", 0, b"a").unwrap_err().code,
+            b.put_chunk("x", 0, b"a", 0).unwrap_err().code,
             ErrorCode::NotFound
         );
         b.begin("x", 10).unwrap();
         b.begin("x", 11).unwrap(); // resume
         assert_eq!(
-            b.put_chunk("x", 1, b"0123456789abcdef").unwrap(),
+            b.put_chunk("x", 1, b"0123456789abcdef", 0).unwrap(),
             ChunkWrite::Stored
         );
         assert_eq!(
@@ -494,24 +611,27 @@ mod tests {
             "chunk 0 missing"
         );
         assert_eq!(
-            b.put_chunk("x", 0, b"").unwrap_err().code,
+            b.put_chunk("x", 0, b"", 0).unwrap_err().code,
             ErrorCode::Invalid
         );
         assert_eq!(
-            b.put_chunk("x", 0, &[0u8; 17]).unwrap_err().code,
+            b.put_chunk("x", 0, &[0u8; 17], 0).unwrap_err().code,
             ErrorCode::Invalid
         );
         assert_eq!(
-            b.put_chunk("x", 256, b"a").unwrap_err().code,
+            b.put_chunk("x", 256, b"a", 0).unwrap_err().code,
             ErrorCode::TooLarge
         );
-        assert_eq!(b.put_chunk("x", 0, b"short").unwrap(), ChunkWrite::Stored);
         assert_eq!(
-            b.put_chunk("x", 0, b"short").unwrap(),
+            b.put_chunk("x", 0, b"short", 0).unwrap(),
+            ChunkWrite::Stored
+        );
+        assert_eq!(
+            b.put_chunk("x", 0, b"short", 0).unwrap(),
             ChunkWrite::AlreadyPresent
         );
         assert_eq!(
-            b.put_chunk("x", 0, b"other").unwrap_err().code,
+            b.put_chunk("x", 0, b"other", 0).unwrap_err().code,
             ErrorCode::Conflict
         );
         // Chunk 0 is short but not last: refused, upload stays resumable.
@@ -532,7 +652,7 @@ mod tests {
             "finishing twice answers the same"
         );
         assert_eq!(
-            b2.put_chunk("y", 0, b"x").unwrap_err().code,
+            b2.put_chunk("y", 0, b"x", 0).unwrap_err().code,
             ErrorCode::Conflict
         );
         assert_eq!(b2.begin("y", 7).unwrap_err().code, ErrorCode::Conflict);
@@ -587,9 +707,12 @@ mod tests {
         let kv = MemoryKv::new();
         let b = Blobs::new(&kv, small());
         b.begin("old", 100).unwrap();
-        b.put_chunk("old", 3, b"abc").unwrap();
+        b.put_chunk("old", 3, b"abc", 100).unwrap();
         b.begin("fresh", 950).unwrap();
-        b.put_chunk("fresh", 0, b"0123456789abcdef").unwrap();
+        b.put_chunk("fresh", 0, b"0123456789abcdef", 950).unwrap();
+        // Begun long ago but written to recently: idle time is what counts.
+        b.begin("slow", 10).unwrap();
+        b.put_chunk("slow", 0, b"0123456789abcdef", 900).unwrap();
         b.put("done", b"keep me", "text/plain", 100).unwrap();
         assert_eq!(
             b.reclaim_stale(1000, 600, 100).unwrap(),
@@ -601,8 +724,52 @@ mod tests {
             kv.keys()
         );
         assert_eq!(b.read_all("done").unwrap(), b"keep me");
-        b.put_chunk("fresh", 1, b"d").unwrap();
+        b.put_chunk("fresh", 1, b"d", 1000).unwrap();
+        assert_eq!(b.finish("slow", "x", 1001).unwrap().size, 16);
         assert_eq!(b.finish("fresh", "x", 1001).unwrap().size, 17);
+    }
+
+    #[test]
+    fn in_order_chunks_are_hashed_on_arrival() {
+        let kv = MemoryKv::new();
+        let b = Blobs::new(&kv, small());
+        let data: Vec<u8> = (0..60u8).collect();
+        b.begin("h", 0).unwrap();
+        for (n, c) in data.chunks(16).enumerate() {
+            b.put_chunk("h", n as u64, c, 1).unwrap();
+        }
+        // finish must not need the chunks already folded into the state:
+        // hide the first one and the digests still come out right.
+        let c0 = kv.get(&keys::blob_chunk("h", 0)).unwrap().unwrap();
+        kv.delete(&keys::blob_chunk("h", 0)).unwrap();
+        let d = b.finish("h", "application/octet-stream", 2).unwrap();
+        assert_eq!(d.digests, MultiHasher::digest(&data));
+        assert_eq!(d.size, 60);
+        kv.set(&keys::blob_chunk("h", 0), &c0).unwrap();
+        assert_eq!(b.read_all("h").unwrap(), data);
+    }
+
+    #[test]
+    fn a_gap_closed_late_is_hashed_ahead_up_to_the_budget() {
+        let kv = MemoryKv::new();
+        let b = Blobs::new(
+            &kv,
+            BlobConfig {
+                chunk_size: 2,
+                max_blob_size: 1024,
+            },
+        );
+        let data: Vec<u8> = (0..100u8).collect();
+        b.begin("g", 0).unwrap();
+        for n in 1..50u64 {
+            b.put_chunk("g", n, &data[n as usize * 2..n as usize * 2 + 2], 1)
+                .unwrap();
+        }
+        b.put_chunk("g", 0, &data[..2], 1).unwrap();
+        let (p, _) = b.pending("g").unwrap().unwrap();
+        assert_eq!(p.hashed, HASH_AHEAD, "bounded work per write");
+        let d = b.finish("g", "application/octet-stream", 2).unwrap();
+        assert_eq!(d.digests, MultiHasher::digest(&data));
     }
 
     proptest! {
@@ -630,7 +797,7 @@ mod tests {
                 order.push(d as usize % chunks.len());
             }
             for n in order {
-                b.put_chunk("p", n as u64, chunks[n]).unwrap();
+                b.put_chunk("p", n as u64, chunks[n], 0).unwrap();
             }
             let d = b.finish("p", "application/octet-stream", 1).unwrap();
             prop_assert_eq!(d.size, data.len() as u64);

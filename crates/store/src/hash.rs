@@ -1,6 +1,9 @@
-//! MD5, SHA-1 and SHA-256 computed in one streaming pass.
+//! MD5, SHA-1 and SHA-256 computed in one streaming pass, with a state
+//! that can be saved between requests: chunked protocols hash each chunk
+//! as it arrives instead of re-reading the whole blob at the end.
 
 use md5::Digest;
+use md5::digest::common::hazmat::{SerializableState, SerializedState};
 use serde::{Deserialize, Serialize};
 
 /// Hex digests of a whole blob.
@@ -35,6 +38,36 @@ impl MultiHasher {
             sha1: hex::encode(self.sha1.finalize()),
             sha256: hex::encode(self.sha256.finalize()),
         }
+    }
+
+    /// The state so far, to resume with [`MultiHasher::restore`].
+    pub fn save(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(self.md5.serialize().as_slice());
+        out.extend_from_slice(self.sha1.serialize().as_slice());
+        out.extend_from_slice(self.sha256.serialize().as_slice());
+        out
+    }
+
+    /// A hasher resumed from [`MultiHasher::save`]; `None` if `state` is
+    /// not one (wrong length or impossible buffer position).
+    pub fn restore(state: &[u8]) -> Option<MultiHasher> {
+        fn take<T: SerializableState>(rest: &mut &[u8]) -> Option<T> {
+            let n = SerializedState::<T>::default().len();
+            if rest.len() < n {
+                return None;
+            }
+            let (head, tail) = rest.split_at(n);
+            *rest = tail;
+            T::deserialize(&SerializedState::<T>::try_from(head).ok()?).ok()
+        }
+        let mut rest = state;
+        let h = MultiHasher {
+            md5: take(&mut rest)?,
+            sha1: take(&mut rest)?,
+            sha256: take(&mut rest)?,
+        };
+        rest.is_empty().then_some(h)
     }
 
     pub fn digest(bytes: &[u8]) -> Digests {
@@ -79,5 +112,23 @@ mod tests {
             h.update(&data[last..]);
             prop_assert_eq!(h.finish(), MultiHasher::digest(&data));
         }
+
+        #[test]
+        fn saved_state_resumes(data in proptest::collection::vec(any::<u8>(), 0..1024), cut in 0usize..1024) {
+            let cut = cut.min(data.len());
+            let mut h = MultiHasher::new();
+            h.update(&data[..cut]);
+            let mut resumed = MultiHasher::restore(&h.save()).expect("state round-trips");
+            resumed.update(&data[cut..]);
+            prop_assert_eq!(resumed.finish(), MultiHasher::digest(&data));
+        }
+    }
+
+    #[test]
+    fn garbage_state_is_refused() {
+        let state = MultiHasher::new().save();
+        assert!(MultiHasher::restore(&state[..state.len() - 1]).is_none());
+        assert!(MultiHasher::restore(&[state.clone(), vec![0]].concat()).is_none());
+        assert!(MultiHasher::restore(b"").is_none());
     }
 }

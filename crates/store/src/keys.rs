@@ -3,7 +3,7 @@
 //! | key | value |
 //! |---|---|
 //! | `blob/{id}/meta` | blob descriptor (JSON); written last, so its presence means "complete" |
-//! | `blob/{id}/pending` | upload-in-progress marker (JSON): started-at, chunk size, highest chunk |
+//! | `blob/{id}/pending` | upload-in-progress marker (JSON): started-at, last write, chunk size, highest chunk, hash state of the contiguous prefix |
 //! | `blob/{id}/c/{n}` | chunk `n` (raw bytes) |
 //! | `rec/{kind}/{id}` | versioned record (JSON envelope) |
 //! | `idx/{name}/head` | index head (JSON): number of pages |
@@ -11,6 +11,7 @@
 //! | `idx/{name}/m/{member}` | which page holds `member` |
 //! | `jrn/{name}/head` | journal head hint: highest position known written |
 //! | `jrn/{name}/e/{pos}` | journal event at `pos` (set-if-absent, never rewritten) |
+//! | `ctr/{name}` | sequence counter (ASCII decimal, by `increment`) |
 //!
 //! Ids and names are validated by [`check_id`] so that no id can reach
 //! into another namespace (`/` is not allowed in ids).
@@ -69,6 +70,16 @@ pub fn journal_head(name: &str) -> String {
 pub fn journal_event(name: &str, pos: u64) -> String {
     format!("jrn/{name}/e/{pos}")
 }
+pub fn counter(name: &str) -> String {
+    format!("ctr/{name}")
+}
+
+/// The next number of sequence `name` (1, 2, 3…), never handed out twice.
+pub fn next_in_sequence<K: crate::Kv + ?Sized>(kv: &K, name: &str) -> Result<u64> {
+    check_id("sequence name", name)?;
+    let n = kv.increment(&counter(name), 1)?;
+    u64::try_from(n).map_err(|_| StoreError::corrupt(format!("sequence `{name}` is negative")))
+}
 
 #[cfg(test)]
 mod tests {
@@ -82,5 +93,14 @@ mod tests {
         for good in ["abc", "A-1_2.3:4", &"x".repeat(200)] {
             assert!(check_id("id", good).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn sequences_count_from_one_independently() {
+        let kv = crate::MemoryKv::new();
+        assert_eq!(next_in_sequence(&kv, "a").unwrap(), 1);
+        assert_eq!(next_in_sequence(&kv, "a").unwrap(), 2);
+        assert_eq!(next_in_sequence(&kv, "b").unwrap(), 1);
+        assert!(next_in_sequence(&kv, "a/b").is_err());
     }
 }
