@@ -137,31 +137,17 @@ impl<'a, K: Kv + ?Sized> Catalog<'a, K> {
     /// cursor is a record), so every asset is examined in turn.
     pub fn sweep_expired(&self, now: u64, budget: usize) -> Result<Vec<String>> {
         let index = Index::new(self.kv, ALL_INDEX)?;
-        let cursors = Records::new(self.kv, "cursor");
-        let saved = cursors.try_get::<Option<String>>(SWEEP_CURSOR)?;
-        let start = saved.as_ref().and_then(|v| v.value.clone());
-        let page = match index.page(start, budget) {
-            Ok(p) => p,
-            // The index changed under an old cursor: start over.
-            Err(e) if e.code == ErrorCode::Invalid => index.page(None, budget)?,
-            Err(e) => return Err(e),
-        };
         let mut gone = Vec::new();
-        for id in &page.members {
-            match self.records().try_get::<Asset>(id)? {
+        for id in index.rotate(SWEEP_CURSOR, budget)? {
+            match self.records().try_get::<Asset>(&id)? {
                 Some(v) if v.value.expired(now) => {
-                    self.delete(id)?;
-                    gone.push(id.clone());
+                    self.delete(&id)?;
+                    gone.push(id);
                 }
                 Some(_) => {}
-                None => index.remove(id)?,
+                None => index.remove(&id)?,
             }
         }
-        // Losing this race only means a page is examined twice.
-        let _ = match &saved {
-            Some(v) => cursors.update(SWEEP_CURSOR, v, &page.next).map(|_| ()),
-            None => cursors.create(SWEEP_CURSOR, &page.next).map(|_| ()),
-        };
         Ok(gone)
     }
 

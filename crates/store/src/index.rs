@@ -11,6 +11,7 @@
 use crate::backend::Kv;
 use crate::error::{Result, StoreError};
 use crate::keys;
+use crate::record::Records;
 
 pub const PAGE_CAPACITY: usize = 256;
 const MAX_ATTEMPTS: usize = 256;
@@ -177,6 +178,27 @@ impl<'a, K: Kv + ?Sized> Index<'a, K> {
             members,
             next: more.then(|| format!("{page}.{offset}")),
         })
+    }
+
+    /// The next `budget` members after where the previous call with the same
+    /// `cursor` name stopped, starting over after the end: sweeps examine a
+    /// little per request and still reach every member in turn. The cursor
+    /// is a record; losing a race on it only means a page is seen twice.
+    pub fn rotate(&self, cursor: &str, budget: usize) -> Result<Vec<String>> {
+        let cursors = Records::new(self.kv, "cursor");
+        let saved = cursors.try_get::<Option<String>>(cursor)?;
+        let start = saved.as_ref().and_then(|v| v.value.clone());
+        let page = match self.page(start, budget) {
+            Ok(p) => p,
+            // The index changed under an old cursor: start over.
+            Err(e) if e.code == crate::ErrorCode::Invalid => self.page(None, budget)?,
+            Err(e) => return Err(e),
+        };
+        let _ = match &saved {
+            Some(v) => cursors.update(cursor, v, &page.next).map(|_| ()),
+            None => cursors.create(cursor, &page.next).map(|_| ()),
+        };
+        Ok(page.members)
     }
 
     /// Every member (tests and small indexes only).

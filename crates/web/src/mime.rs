@@ -49,6 +49,8 @@ pub fn from_name(name: &str) -> Option<&'static str> {
         "txt" => "text/plain",
         "md" => "text/markdown",
         "json" => "application/json",
+        "xml" => "application/xml",
+        "csv" => "text/csv",
         "zip" => "application/zip",
         "psd" => "image/vnd.adobe.photoshop",
         "svg" => "image/svg+xml",

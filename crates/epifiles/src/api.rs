@@ -1,0 +1,197 @@
+//! Routing: a plain request in, status + headers + body out. The Spin
+//! component only moves bytes; every decision is here and unit-tested on
+//! the host with the in-memory store.
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::service::Service;
+use crate::xml::{self, Xml};
+use assetgate_store::Kv;
+use assetgate_web::secret::constant_time_eq;
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The whole path, without the query string.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn xml(status: u16, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![
+                ("content-type", "text/xml; charset=utf-8".into()),
+                ("cache-control", "no-store".into()),
+            ],
+            body,
+        }
+    }
+
+    fn error(e: ApiError) -> Response {
+        let mut r = Response::xml(e.status, xml::failure(e.code, &e.message));
+        if e.status == 401 {
+            r.headers.push((
+                "www-authenticate",
+                "Basic realm=\"EpiFiles\", charset=\"UTF-8\"".into(),
+            ));
+        }
+        r
+    }
+
+    fn method_not_allowed(allow: &'static str) -> Response {
+        let mut r = Response::error(ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("this resource answers {allow}"),
+        ));
+        r.headers.push(("allow", allow.into()));
+        r
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum Route<'p> {
+    Manifests,
+    Manifest(&'p str),
+    Files,
+    File(&'p str),
+    Outbox,
+}
+
+fn route(path: &str) -> Option<Route<'_>> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    Some(match segs.as_slice() {
+        ["epifiles", "ws", "manifest"] => Route::Manifests,
+        ["epifiles", "ws", "manifest", id] => Route::Manifest(id),
+        ["epifiles", "ws", "manifestfile"] => Route::Files,
+        ["epifiles", "ws", "manifestfile", id] => Route::File(id),
+        ["epifiles", "admin", "outbox"] => Route::Outbox,
+        _ => return None,
+    })
+}
+
+pub fn handle<K: Kv + ?Sized>(svc: &Service<'_, K>, req: Request<'_>) -> Response {
+    let Some(route) = route(req.path) else {
+        return Response::error(ApiError::not_found("not_found", "no such endpoint"));
+    };
+    let allow = match route {
+        Route::Manifests | Route::Outbox => "GET",
+        Route::Manifest(_) | Route::File(_) => "GET, PUT",
+        Route::Files => "GET, POST",
+    };
+    if !allow.split(", ").any(|m| m == req.method) {
+        return Response::method_not_allowed(allow);
+    }
+    if let Route::Outbox = route {
+        return outbox(svc, &req);
+    }
+    match serve(svc, route, req) {
+        Ok(x) => Response::xml(200, xml::success(x)),
+        Err(e) => Response::error(e),
+    }
+}
+
+fn serve<K: Kv + ?Sized>(
+    svc: &Service<'_, K>,
+    route: Route<'_>,
+    req: Request<'_>,
+) -> ApiResult<Xml> {
+    let user = svc.cfg.users.authenticate(req.authorization)?;
+    let body = if req.method == "GET" {
+        Vec::new()
+    } else {
+        req.body
+    };
+    let params = Params::parse(req.query, req.content_type, body)?;
+    match (route, req.method) {
+        (Route::Manifests, _) => svc.list_manifests(user),
+        (Route::Manifest(id), "GET") => svc.show_manifest(user, id),
+        (Route::Manifest(id), _) => svc.archive(user, id, &params),
+        (Route::Files, "GET") => match params.get("id") {
+            Some(id) => svc.download(user, id, params.number("chunk_index")?),
+            None => svc.list_files(user, params.get("id_manifest")),
+        },
+        (Route::Files, _) => svc.start_upload(user, params),
+        (Route::File(id), "GET") => svc.download(user, id, params.number("chunk_index")?),
+        (Route::File(id), _) => svc.continue_upload(user, id, params),
+        (Route::Outbox, _) => unreachable!("answered before"),
+    }
+}
+
+/// `GET /epifiles/admin/outbox?after=&limit=` with `Authorization: Bearer
+/// <epifiles_admin_token>`: the notifications, in order, as JSON.
+fn outbox<K: Kv + ?Sized>(svc: &Service<'_, K>, req: &Request<'_>) -> Response {
+    let json = |status: u16, v: serde_json::Value| Response {
+        status,
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("cache-control", "no-store".into()),
+        ],
+        body: v.to_string().into_bytes(),
+    };
+    let token = req
+        .authorization
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let ok = match (&svc.cfg.admin_token, token) {
+        (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
+        _ => false,
+    };
+    if !ok {
+        let mut r = json(
+            401,
+            serde_json::json!({"error": "unauthorized", "message": "Bearer <epifiles_admin_token> required"}),
+        );
+        r.headers.push(("www-authenticate", "Bearer".into()));
+        return r;
+    }
+    let params = match Params::parse(req.query, None, Vec::new()) {
+        Ok(p) => p,
+        Err(e) => {
+            return json(
+                e.status,
+                serde_json::json!({"error": e.code, "message": e.message}),
+            );
+        }
+    };
+    let limit = match params.number("limit") {
+        Ok(n) => n.unwrap_or(100).clamp(1, 1000) as usize,
+        Err(e) => {
+            return json(
+                e.status,
+                serde_json::json!({"error": e.code, "message": e.message}),
+            );
+        }
+    };
+    match svc.outbox().list(params.get("after"), limit) {
+        Ok((items, next)) => json(
+            200,
+            serde_json::json!({"notifications": items, "next": next}),
+        ),
+        Err(e) => {
+            let e = ApiError::from(e);
+            json(
+                e.status,
+                serde_json::json!({"error": e.code, "message": e.message}),
+            )
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Users, their repositories ("compartiments") and roles, from the
+//! `epifiles_users` Spin variable (JSON):
+//!
+//! ```json
+//! [{"user": "lab", "password": "pbkdf2_sha256$20000$salt$base64hash",
+//!   "email": "lab@example.org", "repositories": {"23": "uploader", "24": ["manager", "downloader"]}}]
+//! ```
+//!
+//! Passwords are stored as salted PBKDF2-HMAC-SHA256 in Django's format
+//! (`scripts/epifiles-client hash-password` makes one). Every call carries
+//! HTTP Basic credentials, so the iteration count is paid per request.
+
+use crate::error::{ApiError, ApiResult};
+use assetgate_web::query::percent_decode;
+use assetgate_web::secret::constant_time_eq;
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+const MIN_ITERATIONS: u32 = 1_000;
+const MAX_ITERATIONS: u32 = 2_000_000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Roles {
+    pub uploader: bool,
+    pub manager: bool,
+    pub downloader: bool,
+}
+
+impl Roles {
+    /// Managers and downloaders see every manifest of the repository.
+    pub fn reads_all(self) -> bool {
+        self.manager || self.downloader
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub email: Option<String>,
+    pub repositories: BTreeMap<String, Roles>,
+    password: PasswordHash,
+}
+
+impl User {
+    pub fn roles(&self, repository: &str) -> Roles {
+        self.repositories
+            .get(repository)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn upload_repositories(&self) -> Vec<&str> {
+        self.repositories
+            .iter()
+            .filter(|(_, r)| r.uploader)
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PasswordHash {
+    iterations: u32,
+    salt: String,
+    hash: Vec<u8>,
+}
+
+impl PasswordHash {
+    fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('$').collect();
+        let [algo, iterations, salt, hash] = parts[..] else {
+            return Err("expected pbkdf2_sha256$<iterations>$<salt>$<base64 hash>".into());
+        };
+        if algo != "pbkdf2_sha256" {
+            return Err(format!(
+                "unknown hash algorithm `{algo}` (use pbkdf2_sha256)"
+            ));
+        }
+        let iterations: u32 = iterations
+            .parse()
+            .ok()
+            .filter(|n| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(n))
+            .ok_or(format!(
+                "iterations must be {MIN_ITERATIONS}..={MAX_ITERATIONS}"
+            ))?;
+        if salt.is_empty() {
+            return Err("empty salt".into());
+        }
+        let hash = base64::engine::general_purpose::STANDARD
+            .decode(hash)
+            .map_err(|_| "hash is not base64".to_string())?;
+        if hash.len() < 16 {
+            return Err("hash shorter than 16 bytes".into());
+        }
+        Ok(PasswordHash {
+            iterations,
+            salt: salt.to_string(),
+            hash,
+        })
+    }
+
+    fn verify(&self, password: &str) -> bool {
+        let mut out = vec![0u8; self.hash.len()];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+            password.as_bytes(),
+            self.salt.as_bytes(),
+            self.iterations,
+            &mut out,
+        );
+        constant_time_eq(&out, &self.hash)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    user: String,
+    password: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    repositories: BTreeMap<String, RoleList>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RoleList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    users: Vec<User>,
+}
+
+impl Directory {
+    /// Parses `epifiles_users`; any mistake is an error naming the entry.
+    pub fn parse(json: &str) -> Result<Directory, String> {
+        if json.trim().is_empty() {
+            return Ok(Directory::default());
+        }
+        let entries: Vec<UserEntry> = serde_json::from_str(json)
+            .map_err(|e| format!("epifiles_users is not a JSON list of users: {e}"))?;
+        let mut users: Vec<User> = Vec::new();
+        for e in entries {
+            let who = format!("epifiles_users: user `{}`", e.user);
+            if e.user.is_empty() || e.user.contains(':') {
+                return Err(format!("{who}: names are non-empty and have no `:`"));
+            }
+            if users.iter().any(|u| u.name == e.user) {
+                return Err(format!("{who} is listed twice"));
+            }
+            let password = PasswordHash::parse(&e.password).map_err(|m| format!("{who}: {m}"))?;
+            let mut repositories = BTreeMap::new();
+            for (repo, list) in e.repositories {
+                assetgate_store::keys::check_id("repository", &repo)
+                    .map_err(|m| format!("{who}: {}", m.message))?;
+                let names = match list {
+                    RoleList::One(r) => vec![r],
+                    RoleList::Many(v) => v,
+                };
+                let mut roles = Roles::default();
+                for r in names {
+                    match r.as_str() {
+                        "uploader" => roles.uploader = true,
+                        "manager" => roles.manager = true,
+                        "downloader" => roles.downloader = true,
+                        other => {
+                            return Err(format!(
+                                "{who}: unknown role `{other}` (uploader, manager, downloader)"
+                            ));
+                        }
+                    }
+                }
+                repositories.insert(repo, roles);
+            }
+            users.push(User {
+                name: e.user,
+                email: e.email.filter(|m| !m.trim().is_empty()),
+                repositories,
+                password,
+            });
+        }
+        Ok(Directory { users })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// Everyone holding a role in `repository` matched by `pick`.
+    pub fn members(&self, repository: &str, pick: impl Fn(Roles) -> bool) -> Vec<&User> {
+        self.users
+            .iter()
+            .filter(|u| u.repositories.get(repository).is_some_and(|r| pick(*r)))
+            .collect()
+    }
+
+    /// Checks `Authorization: Basic …`. Clients that put `user:password@`
+    /// in the URL are told to percent-encode reserved characters; some
+    /// send them encoded in the header too, so a failed check is retried
+    /// once with both parts decoded.
+    pub fn authenticate(&self, authorization: Option<&str>) -> ApiResult<&User> {
+        let denied = || ApiError::unauthorized("missing or wrong credentials (HTTP Basic)");
+        let encoded = authorization
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .map(|(_, c)| c.trim())
+            .ok_or_else(denied)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(denied)?;
+        let (name, password) = decoded.split_once(':').ok_or_else(denied)?;
+        if let Some(u) = self.check(name, password) {
+            return Ok(u);
+        }
+        if name.contains('%') || password.contains('%') {
+            let (n, p) = (percent_decode(name, false), percent_decode(password, false));
+            if let Some(u) = self.check(&n, &p) {
+                return Ok(u);
+            }
+        }
+        Err(denied())
+    }
+
+    fn check(&self, name: &str, password: &str) -> Option<&User> {
+        match self.get(name) {
+            Some(u) => u.password.verify(password).then_some(u),
+            None => {
+                // Same work for unknown names, so timing does not tell
+                // which user names exist.
+                if let Some(any) = self.users.first() {
+                    any.password.verify("\u{0}");
+                }
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `pbkdf2_sha256` of `password` with `salt`, for fixtures.
+    pub fn hash(password: &str, salt: &str) -> String {
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), 1000, &mut out);
+        format!(
+            "pbkdf2_sha256$1000${salt}${}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        )
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    }
+
+    #[test]
+    fn django_format_matches_a_known_vector() {
+        // Django 1.x test vector: make_password('lètmein', 'seasalt', 'pbkdf2_sha256') with 10000 iterations.
+        let h = PasswordHash::parse(
+            "pbkdf2_sha256$10000$seasalt$CWWFdHOWwPnki7HvkcqN9iA2T3KLW1cf2uZ5kvArtVY=",
+        )
+        .unwrap();
+        assert!(h.verify("lètmein"));
+        assert!(!h.verify("letmein"));
+    }
+
+    #[test]
+    fn directory_parsing_and_errors() {
+        let json = format!(
+            r#"[{{"user":"lab","password":"{}","email":"lab@x","repositories":{{"23":"uploader","24":["manager","downloader"]}}}}]"#,
+            hash("pw", "s1")
+        );
+        let d = Directory::parse(&json).unwrap();
+        let u = d.get("lab").unwrap();
+        assert!(u.roles("23").uploader && !u.roles("23").manager);
+        assert!(u.roles("24").reads_all());
+        assert_eq!(u.upload_repositories(), vec!["23"]);
+        for bad in [
+            "{}",
+            r#"[{"user":"a","password":"md5$x"}]"#,
+            r#"[{"user":"a","password":"pbkdf2_sha256$10$s$AAAAAAAAAAAAAAAAAAAAAA=="}]"#,
+            r#"[{"user":"a:b","password":"pbkdf2_sha256$1000$s$AAAAAAAAAAAAAAAAAAAAAA=="}]"#,
+            r#"[{"user":"a","password":"pbkdf2_sha256$1000$s$AAAAAAAAAAAAAAAAAAAAAA==","repositories":{"1":"admin"}}]"#,
+            r#"[{"user":"a","password":"pbkdf2_sha256$1000$s$AAAAAAAAAAAAAAAAAAAAAA==","repositories":{"a/b":"uploader"}}]"#,
+            r#"[{"user":"a","password":"pbkdf2_sha256$1000$s$AAAAAAAAAAAAAAAAAAAAAA==","extra":1}]"#,
+        ] {
+            assert!(Directory::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Directory::parse("").unwrap().get("x").is_none());
+    }
+
+    #[test]
+    fn basic_auth_plain_and_percent_encoded() {
+        let json = format!(
+            r#"[{{"user":"a@b","password":"{}"}}]"#,
+            hash("p:ss/w=rd?", "s")
+        );
+        let d = Directory::parse(&json).unwrap();
+        assert!(d.authenticate(Some(&basic("a@b", "p:ss/w=rd?"))).is_ok());
+        assert!(
+            d.authenticate(Some(&basic("a%40b", "p%3Ass%2Fw%3Drd%3F")))
+                .is_ok()
+        );
+        for bad in [
+            None,
+            Some("Bearer x".to_string()),
+            Some("Basic !!!".to_string()),
+            Some(basic("a@b", "wrong")),
+            Some(basic("nobody", "p:ss/w=rd?")),
+        ] {
+            assert_eq!(d.authenticate(bad.as_deref()).unwrap_err().status, 401);
+        }
+    }
+}
