@@ -200,6 +200,12 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         {
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::Conflict => {
+                // Completed by a concurrent request since `p` was read: a
+                // resend gets the file, anything else `upload_complete`.
+                let now = model::processes(self.kv).get::<Process>(&p.id)?.value;
+                if now.state == ProcessState::Done {
+                    return self.after_completion(&now, Some(index), content);
+                }
                 return Err(ApiError::conflict(
                     "chunk_conflict",
                     format!(

@@ -22,21 +22,10 @@ fn md5(b: &[u8]) -> String {
 fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     pairs
         .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .map(|(k, v)| format!("{k}={}", assetgate_web::query::percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
         .into_bytes()
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The text of the first `<tag>` in `xml`.

@@ -160,11 +160,18 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
     pub fn put_chunk(&self, id: &str, index: u64, bytes: &[u8], now: u64) -> Result<ChunkWrite> {
         keys::check_id("blob id", id)?;
         let Some((pending, raw)) = self.pending(id)? else {
-            return Err(if self.kv.exists(&keys::blob_meta(id))? {
-                StoreError::conflict(format!("blob `{id}` is already complete"))
-            } else {
-                StoreError::not_found(format!("no upload `{id}` in progress"))
-            });
+            if !self.kv.exists(&keys::blob_meta(id))? {
+                return Err(StoreError::not_found(format!(
+                    "no upload `{id}` in progress"
+                )));
+            }
+            // A resend racing with (or after) completion changes nothing.
+            return match self.kv.get(&keys::blob_chunk(id, index))? {
+                Some(existing) if existing == bytes => Ok(ChunkWrite::AlreadyPresent),
+                _ => Err(StoreError::conflict(format!(
+                    "blob `{id}` is already complete"
+                ))),
+            };
         };
         if bytes.is_empty() || bytes.len() as u64 > pending.chunk_size {
             return Err(StoreError::invalid(format!(
@@ -654,6 +661,15 @@ mod tests {
         assert_eq!(
             b2.put_chunk("y", 0, b"x", 0).unwrap_err().code,
             ErrorCode::Conflict
+        );
+        assert_eq!(
+            b2.put_chunk("y", 1, b"blob!", 0).unwrap_err().code,
+            ErrorCode::Conflict
+        );
+        assert_eq!(
+            b2.put_chunk("y", 1, b"s is a blob!", 0).unwrap(),
+            ChunkWrite::AlreadyPresent,
+            "the same chunk after completion is a harmless resend"
         );
         assert_eq!(b2.begin("y", 7).unwrap_err().code, ErrorCode::Conflict);
         let mid: Vec<u8> = b2

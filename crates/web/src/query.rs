@@ -24,6 +24,21 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (safe
+/// in a path segment, a query value or a form field).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// `a=1&b=x%20y` → pairs, decoded.
 pub fn parse(query: &str) -> Vec<(String, String)> {
     query
@@ -58,5 +73,8 @@ mod tests {
         assert_eq!(get("x=1&page=2&x=3", "x").as_deref(), Some("1"));
         assert_eq!(get("flag&y=", "flag").as_deref(), Some(""));
         assert_eq!(get("a=1", "b"), None);
+        let odd = "p@ss:w/rd?#= +é";
+        assert_eq!(percent_encode(odd), "p%40ss%3Aw%2Frd%3F%23%3D%20%2B%C3%A9");
+        assert_eq!(percent_decode(&percent_encode(odd), true), odd);
     }
 }

@@ -55,7 +55,7 @@ fn handle(method: &str, path: &str, query: &str, body: Vec<u8>) -> Result<Respon
                 .parse()
                 .map_err(|_| StoreError::invalid(format!("bad chunk index `{n}`")))?;
             blobs.begin(id, now())?;
-            let outcome = blobs.put_chunk(id, n, &body)?;
+            let outcome = blobs.put_chunk(id, n, &body, now())?;
             Ok(json(serde_json::json!({
                 "chunk": n,
                 "stored": outcome == ChunkWrite::Stored,

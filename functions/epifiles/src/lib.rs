@@ -1,0 +1,155 @@
+//! The EpiFiles web services (`/epifiles/ws/manifest`,
+//! `/epifiles/ws/manifestfile`) and their outbox (`/epifiles/admin/outbox`).
+//! Thin: read the request, call `assetgate_epifiles::handle`, write the
+//! answer; then sweep expired uploads and deliver due notifications.
+
+use assetgate_component::{Req, check_status, fetch, send, var};
+use assetgate_epifiles::{ApiError, Config, Request, Service, handle, xml};
+use assetgate_store::spin::SpinKv;
+use assetgate_web::{secret, time};
+use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
+use spin_sdk::http_component;
+
+/// Notifications delivered per request, after the response.
+const DELIVERIES_PER_REQUEST: usize = 2;
+
+struct Webhook {
+    url: String,
+    key: Option<String>,
+}
+
+#[http_component]
+async fn serve(req: IncomingRequest, out: ResponseOutparam) {
+    let mut req = Req::new(req);
+    let kv = match SpinKv::open_default() {
+        Ok(kv) => kv,
+        Err(e) => return fail(out, ApiError::from(e)).await,
+    };
+    let cfg = match Config::from_lookup(var) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("epifiles: configuration error: {e}");
+            let e = ApiError::new(
+                500,
+                "configuration",
+                "the service is misconfigured; see its log",
+            );
+            return fail(out, e).await;
+        }
+    };
+    let webhook = var("epifiles_notify_url").map(|url| Webhook {
+        url,
+        key: var("epifiles_notify_key"),
+    });
+    let max = cfg.max_request_body();
+    let declared = req
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let body = if declared.is_some_and(|n| n > max) {
+        Err(assetgate_store::StoreError::too_large(format!(
+            "request body over {max} bytes"
+        )))
+    } else {
+        req.read_body(max).await
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::from(e);
+            let e = if e.status == 413 {
+                ApiError::too_large("request_too_large", e.message)
+            } else {
+                e
+            };
+            return fail(out, e).await;
+        }
+    };
+    let svc = Service {
+        kv: &kv,
+        cfg: &cfg,
+        now: time::now(),
+        webhook: webhook.is_some(),
+    };
+    let method = method_name(&req.method);
+    let resp = handle(
+        &svc,
+        Request {
+            method: &method,
+            path: &req.full_path,
+            query: &req.query,
+            authorization: req.header("authorization"),
+            content_type: req.header("content-type"),
+            body,
+        },
+    );
+    if resp.status >= 400 {
+        eprintln!("epifiles: {method} {} → {}", req.full_path, resp.status);
+    }
+    send(out, resp.status, &resp.headers, resp.body).await;
+
+    if let Err(e) = svc.sweep() {
+        eprintln!("epifiles: sweep failed: {e}");
+    }
+    if let Some(hook) = &webhook {
+        deliver(&svc, hook).await;
+    }
+}
+
+async fn fail(out: ResponseOutparam, e: ApiError) {
+    let headers = [("content-type", "text/xml; charset=utf-8".to_string())];
+    send(out, e.status, &headers, xml::failure(e.code, &e.message)).await
+}
+
+fn method_name(m: &Method) -> String {
+    match m {
+        Method::Get => "GET".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Head => "HEAD".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Other(s) => s.to_ascii_uppercase(),
+    }
+}
+
+/// Posts due notifications to the webhook as JSON; failures back off and
+/// stay in the outbox.
+async fn deliver(svc: &Service<'_, SpinKv>, hook: &Webhook) {
+    let outbox = svc.outbox();
+    for _ in 0..DELIVERIES_PER_REQUEST {
+        let token = secret::random_hex(8);
+        let (job, note) = match outbox.claim(time::now(), &token) {
+            Ok(Some(x)) => x,
+            Ok(None) => return,
+            Err(e) => {
+                eprintln!("epifiles: outbox claim failed: {e}");
+                return;
+            }
+        };
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(key) = &hook.key {
+            headers.push(("authorization", format!("Bearer {key}")));
+        }
+        let body = serde_json::to_vec(&note).expect("notification serialises");
+        let outcome = match fetch(Method::Post, &hook.url, &headers, body).await {
+            Ok(resp) => check_status(&hook.url, resp.status()),
+            Err(e) => Err(e),
+        };
+        let now = time::now();
+        let recorded = match outcome {
+            Ok(()) => outbox.delivered(&job.id, &token, now),
+            Err(e) => {
+                eprintln!("epifiles: notification {} not delivered: {e}", note.id);
+                outbox
+                    .failed(&job.id, &token, &e.to_string(), now)
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = recorded {
+            eprintln!("epifiles: cannot record delivery of {}: {e}", note.id);
+        }
+    }
+}
