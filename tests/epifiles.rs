@@ -72,8 +72,9 @@ fn url_with(host: &Host, user: &str, password: &str) -> String {
         .to_string()
 }
 
-fn run(mut c: Command) -> serde_json::Value {
-    let out = c.output().unwrap();
+/// Runs `scripts/epifiles-client` with `args`; its JSON answer.
+fn epifiles(args: &[&str]) -> serde_json::Value {
+    let out = client().args(args).output().unwrap();
     assert!(
         out.status.success(),
         "client failed: {}",
@@ -87,12 +88,7 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", assetgate_web::query::percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
+    assetgate_web::query::form_encode(pairs).into_bytes()
 }
 
 fn call(host: &Host, method: &str, path: &str, auth: &str, pairs: &[(&str, &str)]) -> Reply {
@@ -146,22 +142,18 @@ fn client_uploads_and_downloads_byte_for_byte() {
     // Multi-chunk (5 MiB + a bit, in 1 MiB base64 chunks).
     let src = dir.join("scan.tif");
     let data = random_file(&src, 5 * 1024 * 1024 + 12345, 7);
-    let mut up = client();
-    up.args([
+    let up = epifiles(&[
         "upload",
         &lab,
         src.to_str().unwrap(),
         "--comment",
         "Analyses du 15/07/13",
     ]);
-    let up = run(up);
     let up_id = up["id"].as_str().unwrap().to_string();
     assert_eq!(up["chunks"], 6);
     assert_eq!(up["md5"], md5_hex(&data));
     let out = dir.join("back.tif");
-    let mut down = client();
-    down.args(["download", &boss, up_id.as_str(), out.to_str().unwrap()]);
-    let down = run(down);
+    let down = epifiles(&["download", &boss, up_id.as_str(), out.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out).unwrap(), data, "byte for byte");
     assert_eq!(down["md5"], md5_hex(&data));
     assert_eq!(down["filename"], "scan.tif");
@@ -169,14 +161,11 @@ fn client_uploads_and_downloads_byte_for_byte() {
     // Single chunk: created at once.
     let small = dir.join("analyses.xml");
     std::fs::write(&small, b"<?xml version=\"1.0\"?><analyses/>").unwrap();
-    let mut up = client();
-    up.args(["upload", &lab, small.to_str().unwrap()]);
-    let one = run(up);
+    let one = epifiles(&["upload", &lab, small.to_str().unwrap()]);
     assert_eq!(one["chunks"], 1);
 
     // Raw chunks (no base64), 2 MiB each.
-    let mut up = client();
-    up.args([
+    let raw = epifiles(&[
         "upload",
         &lab,
         src.to_str().unwrap(),
@@ -184,17 +173,14 @@ fn client_uploads_and_downloads_byte_for_byte() {
         "--chunk-size",
         "2097152",
     ]);
-    let raw = run(up);
     assert_eq!(raw["chunks"], 3);
     let out2 = dir.join("back2.tif");
-    let mut down = client();
-    down.args([
+    epifiles(&[
         "download",
         &boss,
         raw["id"].as_str().unwrap(),
         out2.to_str().unwrap(),
     ]);
-    run(down);
     assert_eq!(std::fs::read(&out2).unwrap(), data);
 
     // The manifests, as XML, with their files; a manager downloaded the
@@ -222,14 +208,12 @@ fn client_uploads_and_downloads_byte_for_byte() {
     host.stop();
     let host = start(&dir, &[]);
     let out3 = dir.join("back3.tif");
-    let mut down = client();
-    down.args([
+    epifiles(&[
         "download",
         &url_with(&host, "boss", "boss-pw"),
         up_id.as_str(),
         out3.to_str().unwrap(),
     ]);
-    run(down);
     assert_eq!(std::fs::read(&out3).unwrap(), data);
 }
 
@@ -472,14 +456,12 @@ fn concurrent_senders_cannot_corrupt_or_duplicate_a_file() {
     assert_eq!(files.matches("<manifest_file>").count(), 1, "{files}");
     let id = ids[0].split('/').next().unwrap().to_string();
     let out = dir.join("out");
-    let mut down = client();
-    down.args([
+    epifiles(&[
         "download",
         &url_with(&host, "boss", "boss-pw"),
         &id,
         out.to_str().unwrap(),
     ]);
-    run(down);
     assert_eq!(std::fs::read(&out).unwrap(), data);
 }
 
@@ -650,27 +632,23 @@ fn a_256_mib_file_goes_through_with_bounded_host_memory() {
     drop(data);
     let baseline = peak_rss_mib(host.pid());
     let started = std::time::Instant::now();
-    let mut up = client();
-    up.args([
+    let up = epifiles(&[
         "upload",
         &url_with(&host, "lab", LAB_PASSWORD),
         src.to_str().unwrap(),
     ]);
-    let up = run(up);
     let up_id = up["id"].as_str().unwrap().to_string();
     let upload_secs = started.elapsed().as_secs_f64();
     assert_eq!(up["md5"], expected);
     assert_eq!(up["chunks"], 256);
     let out = dir.join("large.out");
     let started = std::time::Instant::now();
-    let mut down = client();
-    down.args([
+    let down = epifiles(&[
         "download",
         &url_with(&host, "boss", "boss-pw"),
         up_id.as_str(),
         out.to_str().unwrap(),
     ]);
-    let down = run(down);
     let download_secs = started.elapsed().as_secs_f64();
     assert_eq!(down["md5"], expected);
     assert_eq!(std::fs::metadata(&out).unwrap().len(), size as u64);

@@ -20,12 +20,7 @@ fn md5(b: &[u8]) -> String {
 }
 
 fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", assetgate_web::query::percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
+    assetgate_web::query::form_encode(pairs).into_bytes()
 }
 
 /// The text of the first `<tag>` in `xml`.

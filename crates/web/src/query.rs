@@ -39,6 +39,15 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Pairs → an `application/x-www-form-urlencoded` body.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// `a=1&b=x%20y` → pairs, decoded.
 pub fn parse(query: &str) -> Vec<(String, String)> {
     query
@@ -76,5 +85,12 @@ mod tests {
         let odd = "p@ss:w/rd?#= +é";
         assert_eq!(percent_encode(odd), "p%40ss%3Aw%2Frd%3F%23%3D%20%2B%C3%A9");
         assert_eq!(percent_decode(&percent_encode(odd), true), odd);
+        assert_eq!(
+            parse(&form_encode(&[("a b", odd), ("c", "")])),
+            [
+                ("a b".to_string(), odd.to_string()),
+                ("c".to_string(), String::new())
+            ]
+        );
     }
 }
