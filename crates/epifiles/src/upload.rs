@@ -133,6 +133,9 @@ impl<K: Kv + ?Sized> Service<'_, K> {
             ));
         }
         let content = params.take_content()?;
+        if content.is_empty() {
+            return Err(ApiError::bad_request("empty_chunk", "`content` is empty"));
+        }
         check_md5(&content, &hash)?;
         match &p.state {
             ProcessState::Done => return self.after_completion(&p, index, &content),

@@ -311,6 +311,12 @@ fn chunks_out_of_order_repeated_and_bad_leave_the_upload_resumable() {
     .fails(400, "chunk_size_mismatch");
     t.put("lab", &pid, &[("content", &c(2)), ("hash", &h(2))])
         .fails(400, "chunk_size_mismatch");
+    t.put(
+        "lab",
+        &pid,
+        &[("content", ""), ("hash", &md5(b"")), ("chunk_index", "2")],
+    )
+    .fails(400, "empty_chunk");
     // Out of order, then the same chunk again: accepted, nothing changes.
     let r = t
         .put(
