@@ -4,5 +4,6 @@
 
 pub mod args;
 pub mod etag;
+pub mod pipeline;
 
 pub use args::{Format, PreviewArgs, Rendition};
