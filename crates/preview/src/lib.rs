@@ -5,5 +5,7 @@
 pub mod args;
 pub mod etag;
 pub mod pipeline;
+pub mod proxy;
+pub mod tickets;
 
 pub use args::{Format, PreviewArgs, Rendition};

@@ -1,0 +1,577 @@
+//! The proxy's decisions as plain functions: parameters, credentials,
+//! object resolution, access, ETag and `If-None-Match` — all from metadata,
+//! before any pixel or blob byte is read. The Spin component executes the
+//! [`Decision`]: a status, a 304, a streamed blob, or a render.
+
+use crate::args::{PreviewArgs, Rendition};
+use crate::etag;
+use crate::pipeline::{self, Limits, PipelineError};
+use crate::tickets::{TicketError, Tickets};
+use assetgate_catalog::{Asset, Catalog, Origin};
+use assetgate_epifiles::model::{self as epifiles, Manifest, ManifestFile};
+use assetgate_epifiles::service::can_read;
+use assetgate_epifiles::users::{Directory, User};
+use assetgate_store::settings::number;
+use assetgate_store::{BlobConfig, Blobs, ErrorCode, Kv, StoreError};
+
+/// Repository whose members may preview assets that came in through the
+/// Phraseanet protocols (upload or ingest), which have no repository.
+pub const PHRASEANET_REPOSITORY: &str = "phraseanet";
+/// Cookie that carries the ticket for `ww-app` requests.
+pub const TICKET_COOKIE: &str = "ticket";
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyConfig {
+    pub limits: Limits,
+    /// `Cache-Control: private, max-age=…` (`preview_cache_max_age`, 3600).
+    pub max_age: u64,
+    /// Ticket lifetime (`preview_ticket_ttl_secs`, 8 h).
+    pub ticket_ttl: u64,
+}
+
+impl ProxyConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ProxyConfig, StoreError> {
+        let num = |name: &str, default: u64, min: u64, max: u64| {
+            number(get(name), name, default, min, max)
+        };
+        Ok(ProxyConfig {
+            limits: Limits {
+                max_source_pixels: num("preview_max_source_pixels", 50_000_000, 1, 1 << 40)?,
+                max_source_bytes: num("preview_max_source_bytes", 64 << 20, 1, 1 << 40)?,
+                max_output_side: num("preview_max_output_side", 4096, 16, 65_535)? as u32,
+            },
+            max_age: num("preview_cache_max_age", 3600, 0, 31_536_000)?,
+            ticket_ttl: num("preview_ticket_ttl_secs", 8 * 3600, 60, 30 * 86_400)?,
+        })
+    }
+
+    pub fn cache_control(&self) -> String {
+        format!("private, max-age={}", self.max_age)
+    }
+}
+
+pub struct ProxyRequest<'a> {
+    /// Query string and form body parameters.
+    pub params: &'a [(String, String)],
+    pub authorization: Option<&'a str>,
+    pub cookie: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+}
+
+impl ProxyRequest<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The ticket: the `ticket` parameter, else (with `ww-app`) `Authorization:
+    /// Bearer …` or the `ticket` cookie.
+    fn ticket(&self) -> Option<&str> {
+        if let Some(t) = self.param("ticket") {
+            return Some(t);
+        }
+        let bearer = self
+            .authorization
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        bearer.or_else(|| {
+            self.cookie?.split(';').find_map(|c| {
+                let (k, v) = c.trim().split_once('=')?;
+                (k == TICKET_COOKIE).then_some(v.trim())
+            })
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Refuse {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
+    NotModified {
+        etag: String,
+    },
+    Native {
+        asset: Asset,
+        etag: String,
+    },
+    Preview {
+        asset: Asset,
+        args: PreviewArgs,
+        etag: String,
+        cache_id: String,
+    },
+}
+
+fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Decision {
+    Decision::Refuse {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn internal(e: StoreError) -> Decision {
+    eprintln!("preview: internal error: {e}");
+    refuse(500, "internal", "internal error")
+}
+
+/// Everything up to the bytes.
+pub fn decide<K: Kv + ?Sized>(
+    kv: &K,
+    users: &Directory,
+    req: &ProxyRequest<'_>,
+    now: u64,
+) -> Decision {
+    let Some(objectid) = req.param("objectid") else {
+        return refuse(400, "missing-parameter", "`objectid` is required");
+    };
+    let Some(rendition) = req.param("rendition") else {
+        return refuse(
+            400,
+            "missing-parameter",
+            "`rendition` is required (native, preview or thumb)",
+        );
+    };
+    let rendition = match Rendition::parse(rendition) {
+        Ok(r) => r,
+        Err(e) => return refuse(400, "invalid-parameter", e.0),
+    };
+    let args = match rendition {
+        Rendition::Native => None,
+        _ => match PreviewArgs::parse(req.param("preview-args"), rendition) {
+            Ok(a) => Some(a),
+            Err(e) => return refuse(400, "invalid-preview-args", e.0),
+        },
+    };
+    if req.param("ticket").is_none() && req.param("ww-app").is_none() {
+        return refuse(400, "missing-parameter", "`ticket` or `ww-app` is required");
+    }
+    let Some(ticket) = req.ticket() else {
+        return refuse(
+            401,
+            "no-ticket",
+            "no ticket: log on, then send it as a cookie or `Authorization: Bearer`",
+        );
+    };
+    let user = match Tickets::new(kv).resolve(ticket, now) {
+        Ok(Ok(name)) => users.get(&name),
+        Ok(Err(TicketError::Expired)) => {
+            return refuse(
+                401,
+                "ticket-expired",
+                "the ticket has expired; log on again",
+            );
+        }
+        Ok(Err(TicketError::Unknown)) => None,
+        Err(e) => return internal(e),
+    };
+    let Some(user) = user else {
+        return refuse(
+            401,
+            "invalid-ticket",
+            "the ticket is not valid; log on again",
+        );
+    };
+    let asset = match resolve(kv, objectid, now) {
+        Ok(Some(a)) => a,
+        Ok(None) => return refuse(404, "not-found", "no such object"),
+        Err(e) => return internal(e),
+    };
+    match may_read(kv, user, &asset) {
+        Ok(true) => {}
+        Ok(false) => return refuse(403, "forbidden", "no read access to this object"),
+        Err(e) => return internal(e),
+    }
+    let (etag, decision) = match args {
+        None => {
+            let etag = etag::native(&asset.sha256);
+            (etag.clone(), Decision::Native { asset, etag })
+        }
+        Some(args) => {
+            let etag = etag::preview(&asset.sha256, rendition.as_str(), &args.normalized());
+            let cache_id = format!("preview-{}", etag.trim_matches('"'));
+            (
+                etag.clone(),
+                Decision::Preview {
+                    asset,
+                    args,
+                    etag,
+                    cache_id,
+                },
+            )
+        }
+    };
+    if etag::none_match(req.if_none_match, &etag) {
+        return Decision::NotModified { etag };
+    }
+    decision
+}
+
+/// An object id names a catalog asset, or (all digits) an EpiFiles
+/// ManifestFile, whose asset it then is.
+fn resolve<K: Kv + ?Sized>(kv: &K, objectid: &str, now: u64) -> Result<Option<Asset>, StoreError> {
+    let asset_id = if !objectid.is_empty()
+        && objectid.len() <= 20
+        && objectid.bytes().all(|b| b.is_ascii_digit())
+    {
+        match epifiles::manifest_files(kv).try_get::<ManifestFile>(objectid)? {
+            Some(v) => v.value.asset,
+            None => return Ok(None),
+        }
+    } else if assetgate_store::keys::check_id("object", objectid).is_ok() {
+        objectid.to_string()
+    } else {
+        return Ok(None);
+    };
+    let catalog = Catalog::new(kv, Blobs::new(kv, BlobConfig::default()));
+    match catalog.get(&asset_id, now) {
+        Ok(a) => Ok(Some(a)),
+        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// EpiFiles files: whoever sees their manifest. Phraseanet assets: the
+/// members of the `phraseanet` repository.
+fn may_read<K: Kv + ?Sized>(kv: &K, user: &User, asset: &Asset) -> Result<bool, StoreError> {
+    match &asset.origin {
+        Origin::Epifiles { manifest, .. } => Ok(epifiles::manifests(kv)
+            .try_get::<Manifest>(manifest)?
+            .is_some_and(|m| can_read(user, &m.value))),
+        Origin::Upload | Origin::Ingest { .. } => {
+            let r = user.roles(PHRASEANET_REPOSITORY);
+            Ok(r.reads_all() || r.uploader)
+        }
+    }
+}
+
+/// Renders a preview and keeps it in the blob store under `cache_id`.
+/// The source size is checked before its bytes are read; a failed render
+/// leaves no cache entry.
+pub fn render_and_cache<K: Kv + ?Sized>(
+    kv: &K,
+    blobs: BlobConfig,
+    cfg: &ProxyConfig,
+    asset: &Asset,
+    args: &PreviewArgs,
+    cache_id: &str,
+    now: u64,
+) -> Result<Vec<u8>, (u16, String)> {
+    if asset.size > cfg.limits.max_source_bytes {
+        return Err((
+            413,
+            format!(
+                "the source has {} bytes; previews are made from at most {}",
+                asset.size, cfg.limits.max_source_bytes
+            ),
+        ));
+    }
+    let store = |e: StoreError| {
+        eprintln!("preview: store error: {e}");
+        (500, "internal error".to_string())
+    };
+    let source = Blobs::new(kv, blobs).read_all(&asset.id).map_err(store)?;
+    let rendered = pipeline::render(&source, args, &cfg.limits)
+        .map_err(|e: PipelineError| (e.status(), e.message().to_string()))?;
+    drop(source);
+    // A concurrent request may have cached the same bytes meanwhile: either
+    // way the entry is whole (the descriptor is written last).
+    if let Err(e) = Blobs::new(kv, blobs).put(cache_id, &rendered.bytes, args.format.mime(), now)
+        && e.code != ErrorCode::Conflict
+    {
+        eprintln!("preview: cannot cache {cache_id}: {e}");
+    }
+    Ok(rendered.bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use assetgate_store::MemoryKv;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn users() -> Directory {
+        let hash = "pbkdf2_sha256$1000$s$AAAAAAAAAAAAAAAAAAAAAA==";
+        Directory::parse(&format!(
+            r#"[{{"user":"lab","password":"{hash}","repositories":{{"23":"uploader"}}}},
+                {{"user":"boss","password":"{hash}","repositories":{{"23":"manager","phraseanet":"downloader"}}}},
+                {{"user":"other","password":"{hash}","repositories":{{"24":"manager"}}}}]"#
+        ))
+        .unwrap()
+    }
+
+    /// An EpiFiles file (manifest 1, file 7, owner lab, repository 23) and
+    /// a Phraseanet upload.
+    fn store() -> MemoryKv {
+        let kv = MemoryKv::new();
+        let blobs = Blobs::new(&kv, BlobConfig::default());
+        let catalog = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
+        for (id, origin) in [
+            (
+                "asset-e",
+                Origin::Epifiles {
+                    repository: "23".into(),
+                    manifest: "1".into(),
+                    manifest_file: "7".into(),
+                },
+            ),
+            ("asset-p", Origin::Upload),
+        ] {
+            let d = blobs.put(id, b"bytes", "image/jpeg", NOW).unwrap();
+            catalog
+                .add(&Asset::from_blob(
+                    &d,
+                    "x.jpg",
+                    serde_json::Value::Null,
+                    origin,
+                    NOW,
+                ))
+                .unwrap();
+        }
+        let m = Manifest {
+            id: "1".into(),
+            repository: "23".into(),
+            owner: "lab".into(),
+            comment: String::new(),
+            created_at: NOW,
+            files: vec!["7".into()],
+            status: 1,
+            archived: false,
+            archived_at: None,
+            archived_by: None,
+        };
+        epifiles::manifests(&kv).create("1", &m).unwrap();
+        let f = ManifestFile {
+            id: "7".into(),
+            manifest: "1".into(),
+            repository: "23".into(),
+            uploader: "lab".into(),
+            asset: "asset-e".into(),
+            filename: "x.jpg".into(),
+            content_type: "image/jpeg".into(),
+            size: 5,
+            md5: String::new(),
+            created_at: NOW,
+            purge_at: NOW + 86_400,
+            downloaded_by_mg: false,
+        };
+        epifiles::manifest_files(&kv).create("7", &f).unwrap();
+        kv
+    }
+
+    fn outcome(d: &Decision) -> String {
+        match d {
+            Decision::Refuse { status, code, .. } => format!("{status} {code}"),
+            Decision::NotModified { .. } => "304".into(),
+            Decision::Native { asset, .. } => format!("native {}", asset.id),
+            Decision::Preview { asset, args, .. } => {
+                format!("preview {} {}", asset.id, args.normalized())
+            }
+        }
+    }
+
+    /// Query, Authorization, Cookie, If-None-Match, expected outcome.
+    type Case = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        &'static str,
+    );
+
+    #[test]
+    fn decision_table() {
+        let kv = store();
+        let users = users();
+        let tickets = Tickets::new(&kv);
+        let lab = tickets.issue("lab", None, 3600, NOW).unwrap();
+        let boss = tickets.issue("boss", None, 3600, NOW).unwrap();
+        let other = tickets.issue("other", None, 3600, NOW).unwrap();
+        let old = tickets.issue("lab", None, 60, NOW - 120).unwrap();
+        let gone = tickets.issue("nobody", None, 3600, NOW).unwrap();
+        let preview_etag = etag::preview(
+            &Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()))
+                .get("asset-e", NOW)
+                .unwrap()
+                .sha256,
+            "preview",
+            "maxWidth_600_maxHeight_400_quality_85.jpg",
+        );
+        let q = |s: &str| assetgate_web::query::parse(s);
+        let bearer = |t: &str| format!("Bearer {t}");
+        let cookie = |t: &str| format!("theme=dark; ticket={t}");
+        let args = "preview-args=maxWidth_600_maxHeight_400.jpg";
+        // (query, authorization, cookie, if-none-match, expected)
+        let cases: Vec<Case> = vec![
+            (
+                format!("rendition=preview&ticket={lab}"),
+                None,
+                None,
+                None,
+                "400 missing-parameter",
+            ),
+            (
+                format!("objectid=7&ticket={lab}"),
+                None,
+                None,
+                None,
+                "400 missing-parameter",
+            ),
+            (
+                format!("objectid=7&rendition=original&ticket={lab}"),
+                None,
+                None,
+                None,
+                "400 invalid-parameter",
+            ),
+            (
+                format!("objectid=7&rendition=preview&preview-args=maxWidth_x.jpg&ticket={lab}"),
+                None,
+                None,
+                None,
+                "400 invalid-preview-args",
+            ),
+            (
+                "objectid=7&rendition=preview".into(),
+                Some(bearer(&lab)),
+                None,
+                None,
+                "400 missing-parameter",
+            ),
+            (
+                "objectid=7&rendition=preview&ww-app=Foo".into(),
+                None,
+                None,
+                None,
+                "401 no-ticket",
+            ),
+            (
+                "objectid=7&rendition=preview&ww-app=Foo".into(),
+                Some(bearer("forged")),
+                None,
+                None,
+                "401 invalid-ticket",
+            ),
+            (
+                format!("objectid=7&rendition=preview&ticket={old}"),
+                None,
+                None,
+                None,
+                "401 ticket-expired",
+            ),
+            (
+                format!("objectid=7&rendition=preview&ticket={gone}"),
+                None,
+                None,
+                None,
+                "401 invalid-ticket",
+            ),
+            (
+                format!("objectid=8&rendition=preview&ticket={lab}"),
+                None,
+                None,
+                None,
+                "404 not-found",
+            ),
+            (
+                format!("objectid=../etc&rendition=native&ticket={lab}"),
+                None,
+                None,
+                None,
+                "404 not-found",
+            ),
+            (
+                format!("objectid=7&rendition=preview&ticket={other}"),
+                None,
+                None,
+                None,
+                "403 forbidden",
+            ),
+            (
+                format!("objectid=asset-p&rendition=native&ticket={lab}"),
+                None,
+                None,
+                None,
+                "403 forbidden",
+            ),
+            (
+                format!("objectid=asset-p&rendition=native&ticket={boss}"),
+                None,
+                None,
+                None,
+                "native asset-p",
+            ),
+            (
+                format!("objectid=7&rendition=native&ticket={lab}"),
+                None,
+                None,
+                None,
+                "native asset-e",
+            ),
+            (
+                format!("objectid=asset-e&rendition=thumb&ticket={boss}"),
+                None,
+                None,
+                None,
+                "preview asset-e maxWidth_256_maxHeight_256_quality_85.jpg",
+            ),
+            (
+                format!("objectid=7&rendition=preview&{args}&ww-app=Foo%20Bar"),
+                Some(bearer(&lab)),
+                None,
+                None,
+                "preview asset-e maxWidth_600_maxHeight_400_quality_85.jpg",
+            ),
+            (
+                format!("objectid=7&rendition=preview&{args}&ww-app=Foo%20Bar"),
+                None,
+                Some(cookie(&boss)),
+                None,
+                "preview asset-e maxWidth_600_maxHeight_400_quality_85.jpg",
+            ),
+            (
+                format!("objectid=7&rendition=preview&{args}&ww-app=Foo"),
+                None,
+                Some(cookie(&boss)),
+                Some(preview_etag.clone()),
+                "304",
+            ),
+            (
+                format!("objectid=7&rendition=preview&{args}&ww-app=Foo"),
+                None,
+                Some(cookie(&boss)),
+                Some("\"stale\"".into()),
+                "preview asset-e maxWidth_600_maxHeight_400_quality_85.jpg",
+            ),
+            (
+                "objectid=7&rendition=preview&preview-args=maxWidth_601.jpg&ww-app=Foo".to_string(),
+                None,
+                Some(cookie(&boss)),
+                Some(preview_etag),
+                "preview asset-e maxWidth_601_quality_85.jpg",
+            ),
+        ];
+        for (query, auth, cookie, inm, expected) in cases {
+            let params = q(&query);
+            let req = ProxyRequest {
+                params: &params,
+                authorization: auth.as_deref(),
+                cookie: cookie.as_deref(),
+                if_none_match: inm.as_deref(),
+            };
+            assert_eq!(
+                outcome(&decide(&kv, &users, &req, NOW)),
+                expected,
+                "{query}"
+            );
+        }
+    }
+}
