@@ -215,19 +215,20 @@ impl Directory {
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(denied)?;
         let (name, password) = decoded.split_once(':').ok_or_else(denied)?;
-        if let Some(u) = self.check(name, password) {
+        if let Some(u) = self.login(name, password) {
             return Ok(u);
         }
         if name.contains('%') || password.contains('%') {
             let (n, p) = (percent_decode(name, false), percent_decode(password, false));
-            if let Some(u) = self.check(&n, &p) {
+            if let Some(u) = self.login(&n, &p) {
                 return Ok(u);
             }
         }
         Err(denied())
     }
 
-    fn check(&self, name: &str, password: &str) -> Option<&User> {
+    /// The user, if `password` is theirs (other protocols' log-on forms).
+    pub fn login(&self, name: &str, password: &str) -> Option<&User> {
         match self.get(name) {
             Some(u) => u.password.verify(password).then_some(u),
             None => {
