@@ -22,6 +22,11 @@ pub struct Limits {
     pub max_source_bytes: u64,
     /// Largest output side, in pixels (4096).
     pub max_output_side: u32,
+    /// Memory a render may plan to use, in bytes (96 MiB): the source file
+    /// plus the decoded pixels at the scale the output needs. A request
+    /// over it is refused before decoding instead of running out of
+    /// memory (edge platforms cap a request at 128 MiB).
+    pub max_decode_bytes: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +35,7 @@ impl Default for Limits {
             max_source_pixels: 50_000_000,
             max_source_bytes: 256 << 20,
             max_output_side: 4096,
+            max_decode_bytes: 96 << 20,
         }
     }
 }
@@ -220,6 +226,21 @@ pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rende
     let region = args
         .crop
         .map_or((0, 0, ow, oh), |c| (c.x, c.y, c.width, c.height));
+    let scale = if p.format == SourceFormat::Jpeg {
+        jpeg_scale((region.2, region.3), (tw, th))
+    } else {
+        1
+    };
+    let need = decode_budget(bytes.len(), &p, scale);
+    if need > limits.max_decode_bytes {
+        return Err(PipelineError::TooLarge(format!(
+            "this preview needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB: ask for a smaller box or crop",
+            p.width,
+            p.height,
+            need >> 20,
+            limits.max_decode_bytes >> 20
+        )));
+    }
     let keep_alpha = args.format != Format::Jpeg;
     let (pixels, scale) = decode(bytes, &p, (region.2, region.3), (tw, th), keep_alpha)?;
     let pixels = orient(pixels, p.orientation);
@@ -260,15 +281,7 @@ fn decode(
         };
         return Ok((pixels, 1));
     }
-    // The largest shrink that keeps the region at least as large as the
-    // output; the region is in oriented pixels, like the target.
-    let mut scale = 1;
-    for s in [8u32, 4, 2] {
-        if region.0 / s >= target.0 && region.1 / s >= target.1 {
-            scale = s;
-            break;
-        }
-    }
+    let scale = jpeg_scale(region, target);
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     if scale > 1 {
         let (w, h) = (p.width.div_ceil(scale), p.height.div_ceil(scale));
@@ -300,6 +313,24 @@ fn decode(
         .find(|s| p.width.div_ceil(*s) == w && p.height.div_ceil(*s) == h)
         .unwrap_or(1);
     Ok((Pixels::Rgb(img), actual))
+}
+
+/// The largest DCT shrink (8, 4, 2, else 1) that keeps the region at
+/// least as large as the output; both in oriented pixels.
+fn jpeg_scale(region: (u32, u32), target: (u32, u32)) -> u32 {
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|s| region.0 / s >= target.0 && region.1 / s >= target.1)
+        .unwrap_or(1)
+}
+
+/// What decoding will hold at its peak: the source, the decoder's planes
+/// and the pixels it returns (JPEG: 3 + 3 bytes per decoded pixel; other
+/// formats: RGBA plus an RGB copy).
+fn decode_budget(source_len: usize, p: &Probe, scale: u32) -> u64 {
+    let pixels = p.width.div_ceil(scale) as u64 * p.height.div_ceil(scale) as u64;
+    let per_pixel = if p.format == SourceFormat::Jpeg { 6 } else { 7 };
+    source_len as u64 + pixels * per_pixel
 }
 
 fn flatten_on_white(img: RgbaImage) -> RgbImage {
@@ -701,6 +732,17 @@ mod tests {
                 .status(),
             422
         );
+        // The decode budget: a small preview of a 1600 x 1600 source
+        // decodes at 1/8 and fits; a full-resolution crop does not.
+        let big = jpeg(&quadrants(1600, 1600), 80);
+        let budget = Limits {
+            max_decode_bytes: 2 << 20,
+            ..Limits::default()
+        };
+        assert!(render(&big, &args("maxWidth_200.jpg"), &budget).is_ok());
+        let e = render(&big, &args("cropWidth_1000_cropHeight_1000.jpg"), &budget).unwrap_err();
+        assert_eq!(e.status(), 413);
+        assert!(e.message().contains("1/1 scale"), "{e:?}");
     }
 
     #[test]

@@ -39,6 +39,7 @@ impl ProxyConfig {
                 max_source_pixels: num("preview_max_source_pixels", 50_000_000, 1, 1 << 40)?,
                 max_source_bytes: num("preview_max_source_bytes", 64 << 20, 1, 1 << 40)?,
                 max_output_side: num("preview_max_output_side", 4096, 16, 65_535)? as u32,
+                max_decode_bytes: num("preview_max_decode_bytes", 96 << 20, 1 << 20, 1 << 40)?,
             },
             max_age: num("preview_cache_max_age", 3600, 0, 31_536_000)?,
             ticket_ttl: num("preview_ticket_ttl_secs", 8 * 3600, 60, 30 * 86_400)?,
