@@ -1,7 +1,8 @@
 //! A real browser (Debian's headless `chromium`) loads one preview URL
-//! twice in a page session: the second load must be served by the
-//! browser's cache or revalidated with a 304 — never a second full render
-//! download. The host's request log is the witness.
+//! twice in a page session, then once more on a later visit with the same
+//! profile: the in-page reload must come from the browser's cache or a
+//! 304, the revisit must revalidate (max-age is 0) and get a 304 — never a
+//! second full download. The host's request log is the witness.
 
 mod common;
 
@@ -88,50 +89,75 @@ fn a_browser_reuses_or_revalidates_a_preview() {
     let ticket = r.json()["ticket"].as_str().unwrap().to_string();
 
     let url = host.url(&format!("/proxy?ticket={ticket}&objectid={id}&rendition=preview&preview-args=maxWidth_600_maxHeight_400.jpg"));
-    // Load the image, then load it again in the same page with a request
-    // that must go to the network unless cached (`cache: "no-cache"`
-    // revalidates with If-None-Match); report both sizes in the title.
+    // Load the image, then load it again in the same page; the second
+    // load may come from the browser's cache or, as max-age is 0, be
+    // revalidated with If-None-Match. Both sizes go to the title.
     let page = format!(
         r#"<html><body><script>
         const url = {url:?};
         const one = new Image();
-        one.onload = async () => {{
-          const r = await fetch(url, {{ cache: "no-cache" }});
-          const b = await createImageBitmap(await r.blob());
-          document.title = `loaded ${{one.naturalWidth}}x${{one.naturalHeight}} then ${{r.status}} ${{b.width}}x${{b.height}}`;
+        one.onload = () => {{
+          const two = new Image();
+          two.onload = () => {{
+            document.title = `loaded ${{one.naturalWidth}}x${{one.naturalHeight}} then ${{two.naturalWidth}}x${{two.naturalHeight}}`;
+          }};
+          two.onerror = () => {{ document.title = "second load failed"; }};
+          two.src = url;
+          document.body.appendChild(two);
         }};
-        one.onerror = () => {{ document.title = "error"; }};
+        one.onerror = () => {{ document.title = "first load failed"; }};
         one.src = url;
+        document.body.appendChild(one);
         </script></body></html>"#
     );
-    let page_path = dir.join("page.html");
-    std::fs::write(&page_path, page).unwrap();
     let profile = dir.join("profile");
-    let out = Command::new(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-web-security",
-            "--virtual-time-budget=10000",
-            &format!("--user-data-dir={}", profile.display()),
-            "--dump-dom",
-            &format!("file://{}", page_path.display()),
-        ])
-        .output()
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    let run = |name: &str, page: &str| -> String {
+        let page_path = dir.join(name);
+        std::fs::write(&page_path, page).unwrap();
+        let out = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=10000",
+                &format!("--user-data-dir={}", profile.display()),
+                "--dump-dom",
+                &format!("file://{}", page_path.display()),
+            ])
+            .output()
+            .expect("chromium runs");
+        let dom = String::from_utf8_lossy(&out.stdout).to_string();
+        format!("{dom}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+    };
+    let dom = run("page.html", &page);
     assert!(
-        dom.contains("<title>loaded 600x400 then 200 600x400</title>"),
-        "page result: {dom}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+        dom.contains("<title>loaded 600x400 then 600x400</title>"),
+        "page result: {dom}"
     );
-    // The host saw one full answer and, at most, 304s.
+    // A later visit with the same browser profile: the disk cache holds the
+    // preview, max-age 0 makes the browser revalidate it.
+    let revisit = format!(
+        r#"<html><body><script>
+        const img = new Image();
+        img.onload = () => {{ document.title = `again ${{img.naturalWidth}}x${{img.naturalHeight}}`; }};
+        img.onerror = () => {{ document.title = "failed"; }};
+        img.src = {url:?};
+        document.body.appendChild(img);
+        </script></body></html>"#
+    );
+    let dom = run("revisit.html", &revisit);
+    assert!(
+        dom.contains("<title>again 600x400</title>"),
+        "revisit result: {dom}"
+    );
+    // The host saw one full answer, then only 304s (its log line is
+    // written as the response completes).
+    host.wait_for_log("path=/proxy status=304");
     let logs = host.logs();
     let statuses: Vec<&str> = logs
         .lines()
@@ -145,7 +171,11 @@ fn a_browser_reuses_or_revalidates_a_preview() {
     assert_eq!(statuses.first(), Some(&"200"), "{statuses:?}");
     assert!(
         statuses[1..].iter().all(|s| *s == "304"),
-        "second load revalidated, not re-downloaded: {statuses:?}"
+        "later loads revalidated, never re-downloaded: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&"304"),
+        "the revisit revalidated: {statuses:?}"
     );
     eprintln!("browser: preview requests seen by the host: {statuses:?}");
 }

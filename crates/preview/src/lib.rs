@@ -3,6 +3,7 @@
 //! pipeline. Built natively for fast tests and for `wasm32-wasip2`.
 
 pub mod args;
+pub mod cache;
 pub mod etag;
 pub mod pipeline;
 pub mod proxy;

@@ -27,6 +27,8 @@ pub struct ProxyConfig {
     pub max_age: u64,
     /// Ticket lifetime (`preview_ticket_ttl_secs`, 8 h).
     pub ticket_ttl: u64,
+    /// How long a rendered preview is kept (`preview_cache_days`, 30).
+    pub cache_secs: u64,
 }
 
 impl ProxyConfig {
@@ -43,6 +45,7 @@ impl ProxyConfig {
             },
             max_age: num("preview_cache_max_age", 3600, 0, 31_536_000)?,
             ticket_ttl: num("preview_ticket_ttl_secs", 8 * 3600, 60, 30 * 86_400)?,
+            cache_secs: num("preview_cache_days", 30, 1, 3650)? * 86_400,
         })
     }
 
@@ -284,9 +287,12 @@ pub fn render_and_cache<K: Kv + ?Sized>(
     drop(source);
     // A concurrent request may have cached the same bytes meanwhile: either
     // way the entry is whole (the descriptor is written last).
-    if let Err(e) = Blobs::new(kv, blobs).put(cache_id, &rendered.bytes, args.format.mime(), now)
-        && e.code != ErrorCode::Conflict
+    let cached = match Blobs::new(kv, blobs).put(cache_id, &rendered.bytes, args.format.mime(), now)
     {
+        Err(e) if e.code != ErrorCode::Conflict => Err(e),
+        _ => crate::cache::remember(kv, cache_id, &asset.id, now),
+    };
+    if let Err(e) = cached {
         eprintln!("preview: cannot cache {cache_id}: {e}");
     }
     Ok(rendered.bytes)

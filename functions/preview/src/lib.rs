@@ -81,7 +81,20 @@ async fn serve(req: IncomingRequest, out: ResponseOutparam) {
             )
             .await
         }
-        (Method::Get | Method::Post, false) => proxy_request(&mut req, &ctx, cors, out).await,
+        (Method::Get | Method::Post, false) => {
+            proxy_request(&mut req, &ctx, cors, out).await;
+            // After the response: drop renders whose source is gone or old.
+            let swept = assetgate_preview::cache::sweep(
+                &ctx.kv,
+                ctx.store.blobs,
+                time::now(),
+                ctx.cfg.cache_secs,
+                10,
+            );
+            if let Err(e) = swept {
+                eprintln!("preview: cache sweep failed: {e}");
+            }
+        }
         _ => {
             send_status(
                 out,
