@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 use std::process::Command;
 
 fn chromium() -> String {
@@ -25,26 +24,11 @@ fn chromium() -> String {
     );
 }
 
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new("python3")
-        .arg(root().join("scripts/epifiles-client"))
-        .args(["hash-password", "--iterations", "2000"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn a_browser_reuses_or_revalidates_a_preview() {
     let browser = chromium();
     let dir = temp_dir("browser");
-    let users = serde_json::json!([{"user": "lab", "password": hash_password("lab-pw"), "repositories": {"23": "uploader"}}]);
+    let users = serde_json::json!([{"user": "lab", "password": password_hash("lab-pw", 2000), "repositories": {"23": "uploader"}}]);
     // max-age 0: the browser must revalidate (or reuse its in-page copy).
     let host = HostConfig::new(root().join("spin.toml"), &dir)
         .var("epifiles_users", &users.to_string())

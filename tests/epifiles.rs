@@ -27,24 +27,11 @@ fn client() -> Command {
     c
 }
 
-fn hash_password(password: &str) -> String {
-    let mut child = client()
-        .args(["hash-password", "--iterations", "5000"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs scripts/epifiles-client");
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn users() -> String {
     serde_json::json!([
-        {"user": "lab", "password": hash_password(LAB_PASSWORD), "email": "lab@example.org", "repositories": {"23": "uploader"}},
-        {"user": "multi", "password": hash_password("multi-pw"), "repositories": {"23": "uploader", "24": "uploader"}},
-        {"user": "boss", "password": hash_password("boss-pw"), "email": "boss@example.org", "repositories": {"23": "manager"}},
+        {"user": "lab", "password": password_hash(LAB_PASSWORD, 5000), "email": "lab@example.org", "repositories": {"23": "uploader"}},
+        {"user": "multi", "password": password_hash("multi-pw", 5000), "repositories": {"23": "uploader", "24": "uploader"}},
+        {"user": "boss", "password": password_hash("boss-pw", 5000), "email": "boss@example.org", "repositories": {"23": "manager"}},
     ])
     .to_string()
 }

@@ -5,28 +5,12 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 use std::path::Path;
-
-fn hash_password(password: &str) -> String {
-    let mut child = std::process::Command::new("python3")
-        .arg(root().join("scripts/epifiles-client"))
-        .args(["hash-password", "--iterations", "2000"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string()
-}
 
 fn start(dir: &Path) -> Host {
     let users = serde_json::json!([
-        {"user": "lab", "password": hash_password("lab-pw"), "repositories": {"23": "uploader"}},
-        {"user": "other", "password": hash_password("other-pw"), "repositories": {"24": "manager"}},
+        {"user": "lab", "password": password_hash("lab-pw", 2000), "repositories": {"23": "uploader"}},
+        {"user": "other", "password": password_hash("other-pw", 2000), "repositories": {"24": "manager"}},
     ]);
     HostConfig::new(root().join("spin.toml"), dir)
         .var("epifiles_users", &users.to_string())

@@ -311,3 +311,20 @@ pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A password hash for `epifiles_users`, made by `scripts/epifiles-client
+/// hash-password` (so the script is exercised too).
+pub fn password_hash(password: &str, iterations: u32) -> String {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg(root().join("scripts/epifiles-client"))
+        .args(["hash-password", "--iterations", &iterations.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs scripts/epifiles-client");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
