@@ -167,6 +167,27 @@ fn previews_and_crops_with_stable_urls_and_revalidation() {
     let r = get(&crop);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(dims(&r.body), (590, 390));
+    // Concurrent first requests for a new preview: all get the same bytes,
+    // and the cached entry is whole.
+    let fresh = host.url(&format!(
+        "/proxy?ticket={ticket}&objectid={big}&rendition=preview&preview-args=maxWidth_333.png"
+    ));
+    let bodies: Vec<Vec<u8>> = (0..4)
+        .map(|_| {
+            let url = fresh.clone();
+            std::thread::spawn(move || get(&url))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| {
+            let r = t.join().unwrap();
+            assert_eq!(r.status, 200);
+            r.body
+        })
+        .collect();
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "identical renders");
+    assert!(get(&fresh).body == bodies[0], "the cache entry is whole");
+    assert_eq!(dims(&bodies[0]), (333, 222));
     // Thumb default box, other formats.
     let r = get(&host.url(&format!(
         "/proxy?ticket={ticket}&objectid={big}&rendition=thumb"
