@@ -136,6 +136,11 @@ fn previews_and_crops_with_stable_urls_and_revalidation() {
     );
     assert_eq!(r304.status, 304);
     assert!(r304.body.is_empty());
+    assert_eq!(
+        r304.header("content-length"),
+        None,
+        "a 304 does not describe a body"
+    );
     assert_eq!(r304.header("etag"), Some(etag.as_str()));
     let again = send("GET", &host.url(&format!("/proxy?ww-app=x&objectid={big}&rendition=preview&preview-args=maxHeight_400_maxWidth_600.jpg")), &[("authorization", &format!("Bearer {ticket}"))], b"");
     assert_eq!(

@@ -126,9 +126,13 @@ pub async fn send(out: ResponseOutparam, status: u16, headers: &[(&str, String)]
     for (k, v) in headers {
         let _ = fields.append(k, v.as_bytes());
     }
-    if !headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    // 204 and 304 have no body to measure (a 304's Content-Length would
+    // describe the cached representation, not this answer).
+    let bodiless = status == 204 || status == 304;
+    if !bodiless
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
     {
         let _ = fields.append("content-length", body.len().to_string().as_bytes());
     }
