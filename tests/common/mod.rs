@@ -328,3 +328,32 @@ pub fn password_hash(password: &str, iterations: u32) -> String {
     assert!(out.status.success(), "hash-password failed");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// An Asset Compute client: its token and its `compute_clients` entry, made
+/// by `scripts/compute-token` (so the script is exercised too).
+pub fn compute_client(
+    name: &str,
+    api_key: &str,
+    org: &str,
+    max_in_flight: Option<u32>,
+) -> (String, serde_json::Value) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("scripts/compute-token")).args([
+        "--name",
+        name,
+        "--api-key",
+        api_key,
+        "--org",
+        org,
+    ]);
+    if let Some(n) = max_in_flight {
+        cmd.args(["--max-in-flight", &n.to_string()]);
+    }
+    let out = cmd.output().expect("python3 runs scripts/compute-token");
+    assert!(out.status.success(), "compute-token failed");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["token"].as_str().unwrap().to_string(),
+        v["client"].clone(),
+    )
+}

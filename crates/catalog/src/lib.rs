@@ -31,6 +31,8 @@ pub enum Origin {
         manifest: String,
         manifest_file: String,
     },
+    /// A rendition made by Asset Compute `/process` without a target.
+    Compute { client: String, request_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -80,6 +80,11 @@ impl Req {
         s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
     }
 
+    /// Every header, names in lower case.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.headers.clone()
+    }
+
     pub fn query_param(&self, name: &str) -> Option<String> {
         assetgate_web::query::get(&self.query, name)
     }
@@ -267,6 +272,22 @@ pub async fn send_blob<K: Kv + ?Sized>(
                 return;
             }
         }
+    }
+}
+
+/// The method as its upper-case name.
+pub fn method_name(m: &Method) -> String {
+    match m {
+        Method::Get => "GET".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Head => "HEAD".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Other(s) => s.to_ascii_uppercase(),
     }
 }
 

@@ -195,13 +195,13 @@ pub struct Rendered {
 }
 
 /// Decoded pixels, 3 or 4 bytes wide.
-enum Pixels {
+pub enum Pixels {
     Rgb(RgbImage),
     Rgba(RgbaImage),
 }
 
 impl Pixels {
-    fn dimensions(&self) -> (u32, u32) {
+    pub fn dimensions(&self) -> (u32, u32) {
         match self {
             Pixels::Rgb(i) => i.dimensions(),
             Pixels::Rgba(i) => i.dimensions(),
@@ -222,29 +222,11 @@ pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rende
             limits.max_output_side
         )));
     }
-    // The region of the oriented image the output is made from.
     let region = args
         .crop
         .map_or((0, 0, ow, oh), |c| (c.x, c.y, c.width, c.height));
-    let scale = if p.format == SourceFormat::Jpeg {
-        jpeg_scale((region.2, region.3), (tw, th))
-    } else {
-        1
-    };
-    let need = decode_budget(bytes.len(), &p, scale);
-    if need > limits.max_decode_bytes {
-        return Err(PipelineError::TooLarge(format!(
-            "this preview needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB: ask for a smaller box or crop",
-            p.width,
-            p.height,
-            need >> 20,
-            limits.max_decode_bytes >> 20
-        )));
-    }
     let keep_alpha = args.format != Format::Jpeg;
-    let (pixels, scale) = decode(bytes, &p, (region.2, region.3), (tw, th), keep_alpha)?;
-    let pixels = orient(pixels, p.orientation);
-    let pixels = crop(pixels, region, scale);
+    let pixels = decode_region(bytes, &p, region, (tw, th), keep_alpha, limits)?;
     let pixels = resize(pixels, tw, th)?;
     let out = encode(pixels, args)?;
     Ok(Rendered {
@@ -253,6 +235,38 @@ pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rende
         height: th,
         format: args.format,
     })
+}
+
+/// The oriented `region` (x, y, w, h in oriented full-size pixels) of the
+/// probed image, decoded at the smallest JPEG DCT scale that still covers
+/// `target`, oriented and cropped but not resized. The decode budget is
+/// checked first: over it is `TooLarge`, before any pixel is decoded.
+pub fn decode_region(
+    bytes: &[u8],
+    p: &Probe,
+    region: (u32, u32, u32, u32),
+    target: (u32, u32),
+    keep_alpha: bool,
+    limits: &Limits,
+) -> Result<Pixels> {
+    let scale = if p.format == SourceFormat::Jpeg {
+        jpeg_scale((region.2, region.3), target)
+    } else {
+        1
+    };
+    let need = decode_budget(bytes.len(), p, scale);
+    if need > limits.max_decode_bytes {
+        return Err(PipelineError::TooLarge(format!(
+            "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB: ask for a smaller box or crop",
+            p.width,
+            p.height,
+            need >> 20,
+            limits.max_decode_bytes >> 20
+        )));
+    }
+    let (pixels, scale) = decode(bytes, p, (region.2, region.3), target, keep_alpha)?;
+    let pixels = orient(pixels, p.orientation);
+    Ok(crop(pixels, region, scale))
 }
 
 /// Decodes, at a reduced DCT scale for JPEGs when the output allows it.
@@ -333,7 +347,8 @@ fn decode_budget(source_len: usize, p: &Probe, scale: u32) -> u64 {
     source_len as u64 + pixels * per_pixel
 }
 
-fn flatten_on_white(img: RgbaImage) -> RgbImage {
+/// Composes RGBA over white (for outputs without alpha).
+pub fn flatten_on_white(img: RgbaImage) -> RgbImage {
     let (w, h) = img.dimensions();
     let mut out = RgbImage::new(w, h);
     for (o, p) in out.pixels_mut().zip(img.pixels()) {
@@ -377,7 +392,8 @@ fn crop(p: Pixels, region: (u32, u32, u32, u32), scale: u32) -> Pixels {
     }
 }
 
-fn resize(p: Pixels, tw: u32, th: u32) -> Result<Pixels> {
+/// Resizes to exactly `tw` x `th` (Lanczos3).
+pub fn resize(p: Pixels, tw: u32, th: u32) -> Result<Pixels> {
     if p.dimensions() == (tw, th) {
         return Ok(p);
     }
@@ -449,7 +465,7 @@ fn encode(p: Pixels, args: &PreviewArgs) -> Result<Vec<u8>> {
 }
 
 /// Inserts a `pHYs` chunk (pixels per metre) after `IHDR`.
-fn png_with_density(png: Vec<u8>, ppi: u16) -> Vec<u8> {
+pub fn png_with_density(png: Vec<u8>, ppi: u16) -> Vec<u8> {
     let ppm = (ppi as f64 / 0.0254).round() as u32;
     let mut data = Vec::with_capacity(13);
     data.extend_from_slice(b"pHYs");
@@ -468,7 +484,8 @@ fn png_with_density(png: Vec<u8>, ppi: u16) -> Vec<u8> {
     out
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+/// CRC-32 (IEEE), as PNG chunks use.
+pub fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in bytes {
         crc ^= b as u32;

@@ -17,6 +17,9 @@ use assetgate_store::{BlobConfig, Blobs, ErrorCode, Kv, StoreError};
 /// Repository whose members may preview assets that came in through the
 /// Phraseanet protocols (upload or ingest), which have no repository.
 pub const PHRASEANET_REPOSITORY: &str = "phraseanet";
+/// Repository whose readers (managers, downloaders) may preview renditions
+/// Asset Compute kept in the store.
+pub const COMPUTE_REPOSITORY: &str = "compute";
 /// Cookie that carries the ticket for `ww-app` requests.
 pub const TICKET_COOKIE: &str = "ticket";
 
@@ -243,7 +246,8 @@ fn resolve<K: Kv + ?Sized>(kv: &K, objectid: &str, now: u64) -> Result<Option<As
 }
 
 /// EpiFiles files: whoever sees their manifest. Phraseanet assets: the
-/// members of the `phraseanet` repository.
+/// members of the `phraseanet` repository. Stored renditions: the readers
+/// of the `compute` repository.
 fn may_read<K: Kv + ?Sized>(kv: &K, user: &User, asset: &Asset) -> Result<bool, StoreError> {
     match &asset.origin {
         Origin::Epifiles { manifest, .. } => Ok(epifiles::manifests(kv)
@@ -253,6 +257,7 @@ fn may_read<K: Kv + ?Sized>(kv: &K, user: &User, asset: &Asset) -> Result<bool, 
             let r = user.roles(PHRASEANET_REPOSITORY);
             Ok(r.reads_all() || r.uploader)
         }
+        Origin::Compute { .. } => Ok(user.roles(COMPUTE_REPOSITORY).reads_all()),
     }
 }
 

@@ -141,6 +141,16 @@ impl<'a, K: Kv + ?Sized> Journal<'a, K> {
         }
         Ok(Position(pos))
     }
+
+    /// Deletes every event and the head (for a journal whose consumer is
+    /// gone). Nothing may append to it meanwhile.
+    pub fn remove(&self) -> Result<()> {
+        let last = self.last()?;
+        for pos in 1..=last.0 {
+            self.kv.delete(&keys::journal_event(&self.name, pos))?;
+        }
+        self.kv.delete(&keys::journal_head(&self.name))
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +180,9 @@ mod tests {
         assert_eq!(j.last().unwrap(), positions[24]);
         assert!(j.read_after(positions[24], 10).unwrap().is_empty());
         assert!(Position::parse("x").is_err());
+        j.remove().unwrap();
+        assert!(j.read_after(Position::START, 10).unwrap().is_empty());
+        assert_eq!(j.last().unwrap(), Position::START);
     }
 
     #[test]

@@ -146,26 +146,13 @@ impl<'a, K: Kv + ?Sized> Queue<'a, K> {
                     index.remove(rid)?;
                     continue;
                 };
-                let claimable = match &current.value.state {
-                    JobState::Ready { not_before } => *not_before <= now,
-                    JobState::Leased { until, .. } => *until <= now,
-                    JobState::Done { .. } | JobState::Failed { .. } => {
-                        index.remove(rid)?;
-                        false
-                    }
-                };
-                if claimable {
-                    let mut job = current.value.clone();
-                    job.state = JobState::Leased {
-                        until: now + self.config.lease_secs,
-                        token: token.to_string(),
-                    };
-                    job.attempts += 1;
-                    match records.update(rid, &current, &job) {
-                        Ok(_) => return Ok(Some(job)),
-                        Err(e) if e.code == ErrorCode::Conflict => {} // another worker won
-                        Err(e) => return Err(e),
-                    }
+                if matches!(
+                    current.value.state,
+                    JobState::Done { .. } | JobState::Failed { .. }
+                ) {
+                    index.remove(rid)?;
+                } else if let Some(job) = self.lease(rid, &current, now, token)? {
+                    return Ok(Some(job));
                 }
                 if examined >= budget {
                     return Ok(None);
@@ -175,6 +162,52 @@ impl<'a, K: Kv + ?Sized> Queue<'a, K> {
                 Some(c) => cursor = Some(c),
                 None => return Ok(None),
             }
+        }
+    }
+
+    /// Claims job `id` if it is claimable now (ready and due, or with an
+    /// expired lease); `None` if someone else holds it or it is finished.
+    pub fn claim_id<T>(&self, id: &str, now: u64, token: &str) -> Result<Option<Job<T>>>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+    {
+        let rid = self.record_id(id)?;
+        match self.records().try_get::<Job<T>>(&rid)? {
+            Some(current) => self.lease(&rid, &current, now, token),
+            None => Ok(None),
+        }
+    }
+
+    /// Leases the job in `current` if it is due; `None` if it is not, or
+    /// another worker changed it first.
+    fn lease<T>(
+        &self,
+        rid: &str,
+        current: &Versioned<Job<T>>,
+        now: u64,
+        token: &str,
+    ) -> Result<Option<Job<T>>>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+    {
+        let due = match &current.value.state {
+            JobState::Ready { not_before } => *not_before <= now,
+            JobState::Leased { until, .. } => *until <= now,
+            JobState::Done { .. } | JobState::Failed { .. } => false,
+        };
+        if !due {
+            return Ok(None);
+        }
+        let mut job = current.value.clone();
+        job.state = JobState::Leased {
+            until: now + self.config.lease_secs,
+            token: token.to_string(),
+        };
+        job.attempts += 1;
+        match self.records().update(rid, current, &job) {
+            Ok(_) => Ok(Some(job)),
+            Err(e) if e.code == ErrorCode::Conflict => Ok(None), // another worker won
+            Err(e) => Err(e),
         }
     }
 
@@ -301,6 +334,7 @@ mod tests {
         assert_eq!((job.payload.clone(), job.attempts), (work.clone(), 1));
         // Leased: nobody else gets it until the lease runs out.
         assert!(q.claim::<Work>(110, "w2", 10).unwrap().is_none());
+        assert!(q.claim_id::<Work>("j1", 110, "w2").unwrap().is_none());
         let job = q
             .claim::<Work>(130, "w2", 10)
             .unwrap()
@@ -319,6 +353,7 @@ mod tests {
         assert!(q.claim::<Work>(134, "w3", 10).unwrap().is_none());
         let job = q.claim::<Work>(135, "w3", 10).unwrap().unwrap();
         assert_eq!(job.attempts, 3);
+        assert!(q.claim_id::<Work>("nope", 135, "w3").unwrap().is_none());
         let state = q.fail::<Work>("j1", "w3", "still broken", 136).unwrap();
         assert_eq!(
             state,

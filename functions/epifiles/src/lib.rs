@@ -3,7 +3,7 @@
 //! Thin: read the request, call `assetgate_epifiles::handle`, write the
 //! answer; then sweep expired uploads and deliver due notifications.
 
-use assetgate_component::{Req, check_status, fetch, send, var};
+use assetgate_component::{Req, check_status, fetch, method_name, send, var};
 use assetgate_epifiles::{ApiError, Config, Request, Service, handle, xml};
 use assetgate_store::spin::SpinKv;
 use assetgate_web::{secret, time};
@@ -98,21 +98,6 @@ async fn serve(req: IncomingRequest, out: ResponseOutparam) {
 async fn fail(out: ResponseOutparam, e: ApiError) {
     let headers = [("content-type", "text/xml; charset=utf-8".to_string())];
     send(out, e.status, &headers, xml::failure(e.code, &e.message)).await
-}
-
-fn method_name(m: &Method) -> String {
-    match m {
-        Method::Get => "GET".into(),
-        Method::Post => "POST".into(),
-        Method::Put => "PUT".into(),
-        Method::Delete => "DELETE".into(),
-        Method::Patch => "PATCH".into(),
-        Method::Head => "HEAD".into(),
-        Method::Options => "OPTIONS".into(),
-        Method::Connect => "CONNECT".into(),
-        Method::Trace => "TRACE".into(),
-        Method::Other(s) => s.to_ascii_uppercase(),
-    }
 }
 
 /// Posts due notifications to the webhook as JSON; failures back off and

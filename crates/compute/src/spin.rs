@@ -1,0 +1,152 @@
+//! The Spin side, shared by the `compute` and `journal` components: read
+//! the request, call [`crate::api::handle`], answer; then work the job the
+//! request created, and take over one abandoned job if there is one (Spin
+//! has no timers: polling the journal is what keeps the queue moving).
+
+use crate::api::{Request, handle};
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::error::{Failure, Reason};
+use crate::runner::{self, Fetched, Transport};
+use crate::service::Service;
+use assetgate_component::{FetchError, Req, check_status, fetch, method_name, send, var};
+use assetgate_store::StoreSettings;
+use assetgate_store::spin::SpinKv;
+use assetgate_web::time;
+use futures::StreamExt;
+use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
+
+/// `wasi:http` with the component's `allowed_outbound_hosts`. Redirects
+/// are not followed (a redirect could lead past the URL policy).
+pub struct SpinTransport;
+
+impl Transport for SpinTransport {
+    async fn get(&self, url: &str, max: u64) -> Result<Fetched, Failure> {
+        let shown = crate::urls::redact(url);
+        let failed = |e: FetchError| Failure::generic(format!("{shown}: {e}").replace(url, &shown));
+        let resp = fetch(Method::Get, url, &[], Vec::new())
+            .await
+            .map_err(failed)?;
+        check_status(&shown, resp.status()).map_err(failed)?;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .into_iter()
+                .next()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+        };
+        let too_big = |n: u64| {
+            Failure::new(
+                Reason::SourceUnsupported,
+                format!("{shown} has {n} bytes; at most {max} are processed"),
+            )
+        };
+        if let Some(n) = header("content-length").and_then(|v| v.trim().parse::<u64>().ok())
+            && n > max
+        {
+            return Err(too_big(n));
+        }
+        let content_type = header("content-type");
+        let mut bytes = Vec::new();
+        let mut stream = resp.take_body_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| Failure::generic(format!("{shown}: body cut short: {e:?}")))?;
+            if (bytes.len() + chunk.len()) as u64 > max {
+                return Err(too_big((bytes.len() + chunk.len()) as u64));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            bytes,
+            content_type,
+        })
+    }
+
+    async fn put(&self, url: &str, content_type: &str, body: Vec<u8>) -> Result<(), String> {
+        // Presigned stores (S3, Azure) refuse chunked uploads: say the length.
+        let headers = [
+            ("content-type", content_type.to_string()),
+            ("content-length", body.len().to_string()),
+        ];
+        let shown = crate::urls::redact(url);
+        let resp = fetch(Method::Put, url, &headers, body)
+            .await
+            .map_err(|e| e.to_string().replace(url, &shown))?;
+        check_status(&shown, resp.status()).map_err(|e| e.to_string())
+    }
+}
+
+async fn misconfigured(out: ResponseOutparam, what: &str) {
+    eprintln!("compute: configuration error: {what}");
+    let body =
+        serde_json::json!({"ok": false, "message": "the service is misconfigured; see its log"});
+    send(
+        out,
+        500,
+        &[("content-type", "application/json".into())],
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
+    let mut req = Req::new(req);
+    let loaded = (|| {
+        let kv = SpinKv::open_default().map_err(|e| e.to_string())?;
+        let cfg = Config::from_lookup(var).map_err(|e| e.to_string())?;
+        let clients = Clients::from_json(&var("compute_clients").unwrap_or_else(|| "[]".into()))?;
+        let settings = StoreSettings::from_lookup(var).map_err(|e| e.to_string())?;
+        Ok::<_, String>((kv, cfg, clients, settings))
+    })();
+    let (kv, cfg, clients, settings) = match loaded {
+        Ok(x) => x,
+        Err(e) => return misconfigured(out, &e).await,
+    };
+    let max = cfg.max_request_bytes;
+    let too_long = req
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > max);
+    let body = if too_long {
+        Err(format!("request body over {max} bytes"))
+    } else {
+        req.read_body(max as usize).await.map_err(|e| e.message)
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(m) => {
+            let body = serde_json::json!({"ok": false, "message": m});
+            let headers = [("content-type", "application/json".to_string())];
+            return send(out, 413, &headers, body.to_string().into_bytes()).await;
+        }
+    };
+    let svc = Service::new(&kv, cfg, clients, settings.blobs);
+    let method = method_name(&req.method);
+    let outcome = handle(
+        &svc,
+        Request {
+            method: &method,
+            path: &req.full_path,
+            query: &req.query,
+            headers: &req.headers(),
+            body,
+            origin: &req.origin,
+        },
+        time::now(),
+    );
+    let r = outcome.response;
+    if r.status >= 400 {
+        eprintln!("compute: {method} {} → {}", req.full_path, r.status);
+    }
+    send(out, r.status, &r.headers, r.body).await;
+
+    if let Some(job) = outcome.job
+        && let Err(e) = runner::run(&svc, &SpinTransport, &job, time::now).await
+    {
+        eprintln!("compute: job {job}: {e}");
+    }
+    if let Err(e) = runner::recover(&svc, &SpinTransport, time::now).await {
+        eprintln!("compute: recovering abandoned jobs: {e}");
+    }
+}

@@ -1,0 +1,810 @@
+//! Asset Compute end to end: the real `compute` and `journal` components on
+//! the in-repo host, a small bucket server started here (serves sources,
+//! records PUTs), and the journal read back the way Adobe's client reads it.
+
+mod common;
+
+use common::{HostConfig, Reply, compute_client, send, temp_dir, wait_for};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+const ORG: &str = "TESTORG@AdobeOrg";
+
+/// Serves `GET /files/{name}` (after `delay_ms` for names starting with
+/// `slow-`), records `PUT /put/{name}`, answers 500 to `PUT /broken/...`.
+#[derive(Default)]
+struct Bucket {
+    files: HashMap<String, Vec<u8>>,
+    puts: Vec<(String, String, Vec<u8>)>,
+}
+
+fn bucket(state: Arc<Mutex<Bucket>>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let state = state.clone();
+            std::thread::spawn(move || serve_bucket(stream, state));
+        }
+    });
+    port
+}
+
+fn serve_bucket(mut stream: std::net::TcpStream, state: Arc<Mutex<Bucket>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let (mut length, mut ctype) = (0usize, String::new());
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or(("", ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.trim().parse().unwrap_or(0),
+            "content-type" => ctype = v.trim().to_string(),
+            _ => {}
+        }
+    }
+    let mut body = vec![0u8; length];
+    let _ = reader.read_exact(&mut body);
+    let respond = |stream: &mut std::net::TcpStream, status: &str, body: &[u8]| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+    };
+    let path = path.split('?').next().unwrap_or_default().to_string();
+    match (
+        method.as_str(),
+        path.strip_prefix('/').unwrap_or_default().split_once('/'),
+    ) {
+        ("GET", Some(("files", name))) => {
+            if name.starts_with("slow-") {
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+            }
+            let file = state.lock().unwrap().files.get(name).cloned();
+            match file {
+                Some(b) => respond(&mut stream, "200 OK", &b),
+                None => respond(&mut stream, "404 Not Found", b""),
+            }
+        }
+        ("PUT", Some(("put", name))) => {
+            state
+                .lock()
+                .unwrap()
+                .puts
+                .push((name.to_string(), ctype, body));
+            respond(&mut stream, "200 OK", b"")
+        }
+        ("PUT", Some(("broken", _))) => respond(&mut stream, "500 Internal Server Error", b""),
+        _ => respond(&mut stream, "404 Not Found", b""),
+    }
+}
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            ((x ^ y) & 0xff) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+fn png_rgba(w: u32, h: u32, px: [u8; 4]) -> Vec<u8> {
+    use image::ImageEncoder;
+    let img = image::RgbaImage::from_pixel(w, h, image::Rgba(px));
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgba8)
+        .unwrap();
+    out
+}
+
+struct Client {
+    token: String,
+    api_key: String,
+}
+
+impl Client {
+    fn headers(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("authorization", "Bearer "),
+            ("x-api-key", self.api_key.as_str()),
+            ("x-gw-ims-org-id", ORG),
+            ("content-type", "application/json"),
+        ]
+    }
+
+    fn call(&self, method: &str, url: &str, body: &Value) -> Reply {
+        let auth = format!("Bearer {}", self.token);
+        let mut h = self.headers();
+        h[0] = ("authorization", auth.as_str());
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        send(method, url, &h, &bytes)
+    }
+}
+
+/// Reads the journal from the start until `n` events arrived; follows
+/// `Link: rel="next"` exactly as the Node client does.
+fn events(c: &Client, journal: &str, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut next = format!("{journal}?since=0");
+    let done = wait_for(90, || {
+        let r = c.call("GET", &next, &Value::Null);
+        let link = r
+            .header("link")
+            .expect("every journal answer has a Link")
+            .to_string();
+        next = link
+            .trim_start_matches('<')
+            .split(">;")
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(link.ends_with("rel=\"next\""), "{link}");
+        match r.status {
+            200 => out.extend(
+                r.json()["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["event"].clone()),
+            ),
+            204 => assert!(r.header("retry-after").is_some()),
+            s => panic!("journal answered {s}: {}", r.text()),
+        }
+        (out.len() >= n).then_some(())
+    });
+    assert!(done.is_some(), "only {} of {n} events arrived", out.len());
+    out
+}
+
+fn by_name(events: &[Value]) -> HashMap<String, Value> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e["rendition"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e.clone(),
+            )
+        })
+        .collect()
+}
+
+struct App {
+    host: common::Host,
+    bucket: Arc<Mutex<Bucket>>,
+    port: u16,
+    main: Client,
+    slow: Client,
+}
+
+fn start(dir: &std::path::Path, bucket_state: Arc<Mutex<Bucket>>, port: u16, listen: u16) -> App {
+    let (token, entry) = compute_client("aem", "key-main", ORG, None);
+    let (slow_token, slow_entry) = compute_client("one-at-a-time", "key-slow", ORG, Some(1));
+    let clients = json!([entry, slow_entry]).to_string();
+    let host = HostConfig::new("spin.toml", dir)
+        .listen(listen)
+        .var("compute_clients", &clients)
+        .var("compute_allowed_http_hosts", &format!("127.0.0.1:{port}"))
+        .var("compute_http_host", &format!("http://127.0.0.1:{port}"))
+        .var("compute_max_source_pixels", "4000000")
+        .var("compute_max_decode_bytes", "8388608")
+        .start();
+    App {
+        host,
+        bucket: bucket_state,
+        port,
+        main: Client {
+            token,
+            api_key: "key-main".into(),
+        },
+        slow: Client {
+            token: slow_token,
+            api_key: "key-slow".into(),
+        },
+    }
+}
+
+#[test]
+fn renditions_events_and_errors() {
+    let state = Arc::new(Mutex::new(Bucket::default()));
+    {
+        let mut b = state.lock().unwrap();
+        b.files.insert("photo.jpg".into(), jpeg(800, 600));
+        b.files.insert("slow-photo.jpg".into(), jpeg(80, 60));
+        b.files
+            .insert("mark.png".into(), png_rgba(20, 20, [0, 0, 0, 255]));
+        b.files.insert("a.txt".into(), b"alpha".to_vec());
+        b.files.insert("b.txt".into(), b"bravo".to_vec());
+        b.files
+            .insert("huge.png".into(), png_rgba(2500, 2000, [9, 9, 9, 255]));
+        b.files
+            .insert("big.png".into(), png_rgba(1900, 1900, [9, 9, 9, 255]));
+        let mut corrupt = jpeg(64, 64);
+        corrupt.truncate(corrupt.len() / 3);
+        b.files.insert("corrupt.jpg".into(), corrupt);
+    }
+    let port = bucket(state.clone());
+    let dir = temp_dir("compute");
+    let listen = common::free_port();
+    let app = start(&dir, state.clone(), port, listen);
+    let (c, url) = (&app.main, |p: &str| app.host.url(p));
+    let files = |name: &str| format!("http://127.0.0.1:{port}/files/{name}");
+    let put = |name: &str| format!("http://127.0.0.1:{port}/put/{name}");
+
+    // Authentication and registration.
+    assert_eq!(send("POST", &url("/register"), &[], b"").status, 401);
+    let mut forged = Client {
+        token: "eyJ.forged.token".into(),
+        api_key: "key-main".into(),
+    };
+    assert_eq!(
+        forged.call("POST", &url("/register"), &Value::Null).status,
+        401
+    );
+    forged.token = c.token.clone();
+    forged.api_key = "key-slow".into();
+    assert_eq!(
+        forged.call("POST", &url("/register"), &Value::Null).status,
+        403
+    );
+    let simple = json!({"source": files("photo.jpg"), "renditions": [{"fmt": "png"}]});
+    let r = c.call("POST", &url("/process"), &simple);
+    assert_eq!(r.status, 404, "process before register: {}", r.text());
+    assert!(r.header("x-request-id").is_some());
+    let reg = c.call("POST", &url("/register"), &Value::Null);
+    assert_eq!(reg.status, 200, "{}", reg.text());
+    let journal = reg.json()["journal"].as_str().unwrap().to_string();
+    assert_eq!(reg.json()["ok"], true);
+    assert_eq!(reg.json()["requestId"].as_str(), reg.header("x-request-id"));
+    let again = c.call("POST", &url("/register"), &Value::Null);
+    assert_eq!(
+        again.json()["journal"],
+        journal.as_str(),
+        "register is idempotent"
+    );
+    assert_eq!(c.call("GET", &url("/register"), &Value::Null).status, 405);
+
+    // Synchronous refusals.
+    for (body, want) in [
+        (
+            json!({"source": files("photo.jpg"), "renditions": [{"fmt": "bmp"}]}),
+            "unknown fmt",
+        ),
+        (
+            json!({"source": files("photo.jpg")}),
+            "`renditions` is required",
+        ),
+        (
+            json!({"source": files("photo.jpg"), "renditions": [{"fmt": "png", "target": "https://169.254.169.254/latest"}]}),
+            "link-local",
+        ),
+        (
+            json!({"source": "http://example.com/a.jpg", "renditions": [{"fmt": "png"}]}),
+            "plain http",
+        ),
+        (
+            json!({"source": files("photo.jpg"), "renditions": [{"fmt": "jpg", "quality": 0}]}),
+            "`quality`",
+        ),
+        (
+            json!({"source": files("photo.jpg"), "renditions": vec![json!({"fmt": "png"}); 21]}),
+            "at most 20",
+        ),
+    ] {
+        let r = c.call("POST", &url("/process"), &body);
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(r.json()["ok"], false);
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(want),
+            "{}",
+            r.text()
+        );
+    }
+    let r = send(
+        "POST",
+        &url("/process"),
+        &[
+            ("authorization", &format!("Bearer {}", c.token)),
+            ("x-api-key", "key-main"),
+            ("x-gw-ims-org-id", ORG),
+        ],
+        b"{not json",
+    );
+    assert_eq!(r.status, 400);
+
+    // Every format and instruction, from one JPEG.
+    let body = json!({
+        "source": {"url": files("photo.jpg"), "name": "photo.jpg", "mimetype": "image/jpeg"},
+        "userData": {"batch": 7},
+        "renditions": [
+            {"name": "fit.png", "fmt": "png", "width": 200, "target": format!("{}?X-Amz-Signature=SECRET1", put("fit.png")), "userData": {"i": 0}},
+            {"name": "q.jpg", "fmt": "jpg", "width": 300, "quality": 60, "interlace": true, "dpi": 300, "target": put("q.jpg")},
+            {"name": "small.jpeg", "fmt": "jpeg", "jpegSize": 20000, "target": put("small.jpeg")},
+            {"name": "w.webp", "fmt": "webp", "width": 100, "quality": 10, "target": put("w.webp")},
+            {"name": "h.gif", "fmt": "gif", "height": 50, "target": put("h.gif")},
+            {"name": "d.tif", "fmt": "tiff", "width": 80, "dpi": {"xdpi": 200, "ydpi": 100}, "target": put("d.tif")},
+            {"name": "post.png", "fmt": "png", "postProcess": true, "crop": {"x": 100, "y": 100, "w": 400, "h": 300},
+             "watermark": {"image": files("mark.png"), "scale": 0.5}, "interlace": true, "target": put("post.png")},
+            {"name": "dpi.jpg", "fmt": "jpg", "convertToDpi": 144, "target": put("dpi.jpg")},
+            {"name": "meta.xmp", "fmt": "xmp", "target": put("meta.xmp")},
+            {"name": "meta.txt", "fmt": "text", "target": put("meta.txt")},
+            {"name": "tiny.png", "fmt": "png", "width": 16, "embedBinaryLimit": 100000, "target": put("tiny.png")},
+            {"name": "parts.png", "fmt": "png", "width": 400,
+             "target": {"urls": [put("part1"), put("part2"), put("part3"), put("part4")], "minPartSize": 20000, "maxPartSize": 1000000}},
+            {"name": "toolarge.png", "fmt": "png", "target": {"urls": [put("x1"), put("x2")], "minPartSize": 10, "maxPartSize": 100}},
+            {"name": "kept.png", "fmt": "png", "width": 64},
+            {"name": "broken.png", "fmt": "png", "width": 10, "target": format!("http://127.0.0.1:{port}/broken/x?sig=SECRET2")}
+        ]
+    });
+    let r = c.call("POST", &url("/process"), &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let request_id = r.json()["requestId"].as_str().unwrap().to_string();
+    assert_eq!(Some(request_id.as_str()), r.header("x-request-id"));
+    let ev = by_name(&events(c, &journal, 15));
+    assert!(ev.values().all(|e| e["requestId"] == request_id.as_str()));
+    assert!(ev.values().all(|e| e["userData"]["batch"] == 7));
+    let created = |n: &str| {
+        let e = ev
+            .get(n)
+            .unwrap_or_else(|| panic!("no event for {n}: {:?}", ev.keys()));
+        assert_eq!(e["type"], "rendition_created", "{n}: {e}");
+        e.clone()
+    };
+    let failed = |n: &str, reason: &str| {
+        let e = &ev[n];
+        assert_eq!(
+            (e["type"].as_str(), e["errorReason"].as_str()),
+            (Some("rendition_failed"), Some(reason)),
+            "{n}: {e}"
+        );
+        assert!(e["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
+        e.clone()
+    };
+    let puts: HashMap<String, (String, Vec<u8>)> = state
+        .lock()
+        .unwrap()
+        .puts
+        .iter()
+        .map(|(n, t, b)| (n.clone(), (t.clone(), b.clone())))
+        .collect();
+    let stored = |n: &str| {
+        puts.get(n)
+            .unwrap_or_else(|| panic!("no PUT of {n}"))
+            .1
+            .clone()
+    };
+    let dims = |b: &[u8]| {
+        let i = image::load_from_memory(b).unwrap();
+        (i.width(), i.height())
+    };
+
+    let e = created("fit.png");
+    assert_eq!(dims(&stored("fit.png")), (200, 150));
+    assert_eq!(
+        (
+            e["metadata"]["tiff:ImageWidth"].as_u64(),
+            e["metadata"]["tiff:ImageLength"].as_u64()
+        ),
+        (Some(200), Some(150))
+    );
+    assert_eq!(e["metadata"]["dc:format"], "image/png");
+    assert_eq!(
+        e["metadata"]["repo:size"].as_u64(),
+        Some(stored("fit.png").len() as u64)
+    );
+    let sha1 = {
+        use sha1_smol_check::digest;
+        digest(&stored("fit.png"))
+    };
+    assert_eq!(e["metadata"]["repo:sha1"], sha1.as_str());
+    assert_eq!(e["rendition"]["userData"]["i"], 0);
+    assert_eq!(e["source"]["url"], files("photo.jpg").as_str());
+    assert_eq!(
+        e["rendition"]["target"],
+        format!("{}?REDACTED", put("fit.png")).as_str()
+    );
+    assert_eq!(puts["fit.png"].0, "image/png");
+
+    created("q.jpg");
+    let q = stored("q.jpg");
+    assert_eq!(dims(&q), (300, 225));
+    assert!(
+        q.windows(2).any(|w| w == [0xFF, 0xC2]),
+        "progressive JPEG (SOF2)"
+    );
+    assert_eq!(&q[6..11], b"JFIF\0");
+    assert_eq!(
+        (q[13], u16::from_be_bytes([q[14], q[15]])),
+        (1, 300),
+        "300 dpi"
+    );
+
+    created("small.jpeg");
+    assert!(
+        stored("small.jpeg").len() <= 20000,
+        "{}",
+        stored("small.jpeg").len()
+    );
+    assert!(
+        stored("q.jpg").len() * 800 * 600 / (300 * 225) > 20000,
+        "the size limit mattered"
+    );
+    assert_eq!(dims(&stored("small.jpeg")), (800, 600));
+    created("w.webp");
+    assert_eq!(dims(&stored("w.webp")), (100, 75));
+    created("h.gif");
+    assert_eq!(dims(&stored("h.gif")), (67, 50));
+    let e = created("d.tif");
+    let tif = stored("d.tif");
+    assert!(tif.starts_with(b"II*\0") || tif.starts_with(b"MM\0*"));
+    assert_eq!(e["metadata"]["tiff:ImageWidth"], 80);
+    assert_eq!(e["metadata"]["dc:format"], "image/tiff");
+
+    created("post.png");
+    let post = stored("post.png");
+    assert_eq!(post[8 + 8 + 12], 1, "Adam7 interlaced PNG");
+    let img = image::load_from_memory(&post).unwrap().into_rgb8();
+    assert_eq!(img.dimensions(), (400, 300));
+    // The 20×20 black mark, fitted to 200×150 → 150×150, centred.
+    assert_eq!(img.get_pixel(200, 150).0, [0, 0, 0]);
+    assert_ne!(img.get_pixel(20, 20).0, [0, 0, 0]);
+
+    created("dpi.jpg");
+    assert_eq!(
+        dims(&stored("dpi.jpg")),
+        (1600, 1200),
+        "72 → 144 dpi keeps the physical size"
+    );
+    let xmp = String::from_utf8(stored("meta.xmp")).unwrap();
+    assert!(
+        xmp.contains("<tiff:ImageWidth>800</tiff:ImageWidth>"),
+        "{xmp}"
+    );
+    created("meta.xmp");
+    failed("meta.txt", "RenditionFormatUnsupported");
+
+    let e = created("tiny.png");
+    let data = e["data"].as_str().unwrap();
+    assert!(data.starts_with("data:image/png;base64,"));
+    assert!(
+        !puts.contains_key("tiny.png"),
+        "embedded renditions are not uploaded"
+    );
+
+    let e = created("parts.png");
+    let size = e["metadata"]["repo:size"].as_u64().unwrap() as usize;
+    let mut whole = Vec::new();
+    for p in ["part1", "part2", "part3", "part4"] {
+        if let Some((_, b)) = puts.get(p) {
+            assert!(
+                b.len() >= 20000 || whole.len() + b.len() == size,
+                "{p}: {}",
+                b.len()
+            );
+            whole.extend_from_slice(b);
+        }
+    }
+    assert_eq!(whole.len(), size);
+    assert_eq!(dims(&whole), (400, 300));
+    assert_eq!(e["rendition"]["target"]["urls"][0], put("part1").as_str());
+
+    let e = failed("toolarge.png", "RenditionTooLarge");
+    assert!(e["metadata"]["repo:size"].as_u64().unwrap() > 200);
+    failed("broken.png", "GenericError");
+
+    // No target: kept in the store, and usable as a source.
+    let e = created("kept.png");
+    let asset = e["asset"]["url"].as_str().unwrap().to_string();
+    assert!(asset.starts_with("asset:"));
+    let r = c.call("POST", &url("/process"), &json!({"source": asset, "renditions": [{"name": "again.jpg", "fmt": "jpg", "width": 32, "target": put("again.jpg")}]}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let all = events(c, &journal, 16);
+    assert_eq!(all[15]["type"], "rendition_created", "{}", all[15]);
+    assert_eq!(
+        dims(
+            &state
+                .lock()
+                .unwrap()
+                .puts
+                .iter()
+                .find(|p| p.0 == "again.jpg")
+                .unwrap()
+                .2
+        ),
+        (32, 24)
+    );
+
+    // Zip, and every remaining error reason.
+    let body = json!({
+        "source": files("photo.jpg"),
+        "renditions": [
+            {"name": "bundle.zip", "fmt": "zip", "files": [files("a.txt"), {"url": files("b.txt"), "path": "dir/b.txt"}], "target": put("bundle.zip")},
+            {"name": "dup.zip", "fmt": "zip", "files": [{"url": files("a.txt"), "path": "x.txt"}, {"url": files("b.txt"), "path": "x.txt"}], "target": put("dup.zip")},
+            {"name": "dup-ok.zip", "fmt": "zip", "duplicate": "ignore", "files": [{"url": files("a.txt"), "path": "x.txt"}, {"url": files("b.txt"), "path": "x.txt"}], "target": put("dup-ok.zip")}
+        ]
+    });
+    assert_eq!(c.call("POST", &url("/process"), &body).status, 200);
+    for (source, name) in [
+        (files("missing.jpg"), "missing"),
+        (files("corrupt.jpg"), "corrupt"),
+        (files("huge.png"), "huge"),
+        (files("big.png"), "big"),
+        (
+            "data:application/pdf;base64,JVBERi0xLjQK".to_string(),
+            "pdf",
+        ),
+    ] {
+        let body = json!({"source": source, "renditions": [{"name": name, "fmt": "png", "width": 100, "target": put(name)}]});
+        assert_eq!(c.call("POST", &url("/process"), &body).status, 200);
+    }
+    let ev = by_name(&events(c, &journal, 24));
+    let created = |n: &str| assert_eq!(ev[n]["type"], "rendition_created", "{n}: {}", ev[n]);
+    created("bundle.zip");
+    let zip_bytes = state
+        .lock()
+        .unwrap()
+        .puts
+        .iter()
+        .find(|p| p.0 == "bundle.zip")
+        .unwrap()
+        .2
+        .clone();
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    let mut s = String::new();
+    z.by_name("dir/b.txt")
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
+    assert_eq!(s, "bravo");
+    let mut s = String::new();
+    z.by_name("a.txt").unwrap().read_to_string(&mut s).unwrap();
+    assert_eq!(s, "alpha");
+    let failed = |n: &str, reason: &str| {
+        let e = &ev[n];
+        assert_eq!(
+            (e["type"].as_str(), e["errorReason"].as_str()),
+            (Some("rendition_failed"), Some(reason)),
+            "{n}: {e}"
+        );
+    };
+    failed("dup.zip", "GenericError");
+    created("dup-ok.zip");
+    failed("missing", "GenericError");
+    failed("corrupt", "SourceCorrupt");
+    failed("huge", "SourceUnsupported");
+    failed("big", "ServiceOverLoad");
+    failed("pdf", "SourceFormatUnsupported");
+    // No presigned URL's signature leaks into events or logs.
+    assert!(
+        app.host.logs().contains("broken/x?REDACTED"),
+        "the failure is logged, redacted"
+    );
+    assert!(!app.host.logs().contains("SECRET"));
+    assert!(!ev.values().any(|e| e.to_string().contains("SECRET")));
+
+    // 429 with Retry-After and an empty body, for a client over its limit.
+    let s = &app.slow;
+    let sj = s.call("POST", &url("/register"), &Value::Null).json()["journal"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let slow_body = json!({"source": files("slow-photo.jpg"), "renditions": [{"fmt": "png", "target": put("slow.png")}]});
+    let first = s.call("POST", &url("/process"), &slow_body);
+    assert_eq!(first.status, 200, "{}", first.text());
+    // Its source takes 1.5 s to arrive: meanwhile the client is at its limit.
+    let busy = s.call("POST", &url("/process"), &slow_body);
+    assert_eq!(busy.status, 429, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("2"));
+    assert!(busy.body.is_empty());
+    events(s, &sj, 1);
+    let r = s.call("POST", &url("/process"), &slow_body);
+    assert_eq!(r.status, 200, "the slot is free once the job is done");
+    events(s, &sj, 2);
+
+    // Journal paging: limit, since, latest, 204 + Retry-After.
+    let r = c.call("GET", &format!("{journal}?since=0&limit=10"), &Value::Null);
+    let page = r.json();
+    assert_eq!(page["_page"]["count"], 10);
+    assert_eq!(page["_page"]["last"], "10");
+    let positions: Vec<String> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        positions,
+        (1..=10).map(|i| i.to_string()).collect::<Vec<_>>()
+    );
+    assert!(
+        r.header("link")
+            .unwrap()
+            .contains("?since=10&limit=10>; rel=\"next\"")
+    );
+    let r = c.call("GET", &format!("{journal}?since=24"), &Value::Null);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("retry-after"), Some("2"));
+    assert!(r.header("link").unwrap().contains("?since=24>"));
+    // `latest=true` continues after what was served: nothing twice.
+    assert_eq!(
+        c.call("GET", &format!("{journal}?latest=true"), &Value::Null)
+            .status,
+        204
+    );
+    assert_eq!(
+        c.call("GET", &format!("{journal}?since=abc"), &Value::Null)
+            .status,
+        400
+    );
+    // Another client cannot read this journal.
+    assert_eq!(s.call("GET", &journal, &Value::Null).status, 404);
+
+    // The journal is durable: same events after a restart.
+    let old_token = c.token.clone();
+    let App { host, .. } = app;
+    host.stop();
+    let app = start(&dir, state.clone(), port, listen);
+    let old = Client {
+        token: old_token,
+        api_key: "key-main".into(),
+    };
+    let r = old.call(
+        "GET",
+        &format!("{journal}?since=0&limit=1000"),
+        &Value::Null,
+    );
+    assert_eq!(
+        r.status, 401,
+        "tokens are per start here (new compute_clients)"
+    );
+    let c = &app.main;
+    let reg = c.call("POST", &app.host.url("/register"), &Value::Null);
+    assert_eq!(
+        reg.json()["journal"],
+        journal.as_str(),
+        "the registration survived the restart"
+    );
+    let r = c.call(
+        "GET",
+        &format!("{journal}?since=0&limit=1000"),
+        &Value::Null,
+    );
+    assert_eq!(r.json()["_page"]["count"], 24);
+
+    // Unregister: the journal is gone, /process is 404 again.
+    assert_eq!(
+        c.call("POST", &app.host.url("/unregister"), &Value::Null)
+            .status,
+        200
+    );
+    assert_eq!(
+        c.call("POST", &app.host.url("/unregister"), &Value::Null)
+            .status,
+        404
+    );
+    assert_eq!(c.call("GET", &journal, &Value::Null).status, 404);
+    assert_eq!(
+        c.call("POST", &app.host.url("/process"), &simple).status,
+        404
+    );
+    let _ = app.port;
+    let _ = app.bucket;
+}
+
+mod sha1_smol_check {
+    /// Hex SHA-1, to check `repo:sha1`.
+    pub fn digest(bytes: &[u8]) -> String {
+        use sha1::Digest;
+        hex::encode(sha1::Sha1::digest(bytes))
+    }
+}
+
+/// Adobe's published Node client (`@adobe/asset-compute-client`, pinned in
+/// tests/node) runs register → process two renditions → wait for both
+/// events → unregister against the app, unchanged.
+#[test]
+fn adobe_node_client_drop_in() {
+    let state = Arc::new(Mutex::new(Bucket::default()));
+    state
+        .lock()
+        .unwrap()
+        .files
+        .insert("src.jpg".into(), jpeg(480, 360));
+    let port = bucket(state.clone());
+    let (token, entry) = compute_client("node-client", "node-key", ORG, None);
+    let dir = temp_dir("compute-node");
+    let host = HostConfig::new("spin.toml", &dir)
+        .var("compute_clients", &json!([entry]).to_string())
+        .var("compute_allowed_http_hosts", &format!("127.0.0.1:{port}"))
+        .var("compute_http_host", &format!("http://127.0.0.1:{port}"))
+        .start();
+    let out = std::process::Command::new("node")
+        .arg(common::root().join("tests/node/check.js"))
+        .env("AC_URL", &host.base)
+        .env("AC_TOKEN", &token)
+        .env("AC_ORG", ORG)
+        .env("AC_API_KEY", "node-key")
+        .env(
+            "AC_SOURCE",
+            format!("http://127.0.0.1:{port}/files/src.jpg"),
+        )
+        .env(
+            "AC_TARGET_1",
+            format!("http://127.0.0.1:{port}/put/one.png"),
+        )
+        .env(
+            "AC_TARGET_2",
+            format!("http://127.0.0.1:{port}/put/two.jpg"),
+        )
+        .output()
+        .expect("node runs tests/node/check.js (scripts/setup --for-tests installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Node client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let events = seen["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{seen}");
+    for (e, (name, width)) in events.iter().zip([("one.png", 120), ("two.jpg", 60)]) {
+        assert_eq!(e["type"], "rendition_created", "{seen}");
+        assert_eq!(e["requestId"], seen["requestId"]);
+        assert_eq!(
+            (e["name"].as_str(), e["width"].as_u64()),
+            (Some(name), Some(width))
+        );
+    }
+    assert!(seen["journal"].as_str().unwrap().starts_with(&host.base));
+    let puts: Vec<String> = state
+        .lock()
+        .unwrap()
+        .puts
+        .iter()
+        .map(|p| p.0.clone())
+        .collect();
+    assert!(
+        puts.contains(&"one.png".to_string()) && puts.contains(&"two.jpg".to_string()),
+        "{puts:?}"
+    );
+    // The client unregistered: its journal is gone.
+    let r = send(
+        "GET",
+        seen["journal"].as_str().unwrap(),
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-api-key", "node-key"),
+            ("x-ims-org-id", ORG),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+}
