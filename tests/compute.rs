@@ -7,8 +7,7 @@ mod common;
 use common::{HostConfig, Reply, compute_client, send, temp_dir, wait_for};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 const ORG: &str = "TESTORG@AdobeOrg";
@@ -22,76 +21,33 @@ struct Bucket {
 }
 
 fn bucket(state: Arc<Mutex<Bucket>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let state = state.clone();
-            std::thread::spawn(move || serve_bucket(stream, state));
-        }
-    });
-    port
-}
-
-fn serve_bucket(mut stream: std::net::TcpStream, state: Arc<Mutex<Bucket>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let (mut length, mut ctype) = (0usize, String::new());
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap_or(("", ""));
-        match k.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = v.trim().parse().unwrap_or(0),
-            "content-type" => ctype = v.trim().to_string(),
-            _ => {}
-        }
-    }
-    let mut body = vec![0u8; length];
-    let _ = reader.read_exact(&mut body);
-    let respond = |stream: &mut std::net::TcpStream, status: &str, body: &[u8]| {
-        let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(head.as_bytes());
-        let _ = stream.write_all(body);
-    };
-    let path = path.split('?').next().unwrap_or_default().to_string();
-    match (
-        method.as_str(),
-        path.strip_prefix('/').unwrap_or_default().split_once('/'),
-    ) {
-        ("GET", Some(("files", name))) => {
-            if name.starts_with("slow-") {
-                std::thread::sleep(std::time::Duration::from_millis(1500));
+    common::http_server(move |req| {
+        let octets = "application/octet-stream";
+        let name = req
+            .path
+            .splitn(3, '/')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string();
+        match (req.method.as_str(), req.segments().first().copied()) {
+            ("GET", Some("files")) => {
+                if name.starts_with("slow-") {
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                }
+                match state.lock().unwrap().files.get(&name) {
+                    Some(b) => (200, octets, b.clone()),
+                    None => (404, octets, Vec::new()),
+                }
             }
-            let file = state.lock().unwrap().files.get(name).cloned();
-            match file {
-                Some(b) => respond(&mut stream, "200 OK", &b),
-                None => respond(&mut stream, "404 Not Found", b""),
+            ("PUT", Some("put")) => {
+                let ctype = req.header("content-type").unwrap_or_default().to_string();
+                state.lock().unwrap().puts.push((name, ctype, req.body));
+                (200, octets, Vec::new())
             }
+            ("PUT", Some("broken")) => (500, octets, Vec::new()),
+            _ => (404, octets, Vec::new()),
         }
-        ("PUT", Some(("put", name))) => {
-            state
-                .lock()
-                .unwrap()
-                .puts
-                .push((name.to_string(), ctype, body));
-            respond(&mut stream, "200 OK", b"")
-        }
-        ("PUT", Some(("broken", _))) => respond(&mut stream, "500 Internal Server Error", b""),
-        _ => respond(&mut stream, "404 Not Found", b""),
-    }
+    })
 }
 
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
@@ -182,7 +138,7 @@ fn events(c: &Client, journal: &str, n: usize) -> Vec<Value> {
     out
 }
 
-fn by_name(events: &[Value]) -> HashMap<String, Value> {
+fn by_name(events: &[Value]) -> Events {
     events
         .iter()
         .map(|e| {
@@ -195,6 +151,29 @@ fn by_name(events: &[Value]) -> HashMap<String, Value> {
             )
         })
         .collect()
+}
+
+type Events = HashMap<String, Value>;
+
+fn created(ev: &Events, name: &str) -> Value {
+    let e = ev
+        .get(name)
+        .unwrap_or_else(|| panic!("no event for {name}: {:?}", ev.keys()));
+    assert_eq!(e["type"], "rendition_created", "{name}: {e}");
+    e.clone()
+}
+
+fn failed(ev: &Events, name: &str, reason: &str) -> Value {
+    let e = ev
+        .get(name)
+        .unwrap_or_else(|| panic!("no event for {name}: {:?}", ev.keys()));
+    assert_eq!(
+        (e["type"].as_str(), e["errorReason"].as_str()),
+        (Some("rendition_failed"), Some(reason)),
+        "{name}: {e}"
+    );
+    assert!(e["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
+    e.clone()
 }
 
 struct App {
@@ -371,23 +350,6 @@ fn renditions_events_and_errors() {
     let ev = by_name(&events(c, &journal, 15));
     assert!(ev.values().all(|e| e["requestId"] == request_id.as_str()));
     assert!(ev.values().all(|e| e["userData"]["batch"] == 7));
-    let created = |n: &str| {
-        let e = ev
-            .get(n)
-            .unwrap_or_else(|| panic!("no event for {n}: {:?}", ev.keys()));
-        assert_eq!(e["type"], "rendition_created", "{n}: {e}");
-        e.clone()
-    };
-    let failed = |n: &str, reason: &str| {
-        let e = &ev[n];
-        assert_eq!(
-            (e["type"].as_str(), e["errorReason"].as_str()),
-            (Some("rendition_failed"), Some(reason)),
-            "{n}: {e}"
-        );
-        assert!(e["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
-        e.clone()
-    };
     let puts: HashMap<String, (String, Vec<u8>)> = state
         .lock()
         .unwrap()
@@ -406,7 +368,7 @@ fn renditions_events_and_errors() {
         (i.width(), i.height())
     };
 
-    let e = created("fit.png");
+    let e = created(&ev, "fit.png");
     assert_eq!(dims(&stored("fit.png")), (200, 150));
     assert_eq!(
         (
@@ -433,7 +395,7 @@ fn renditions_events_and_errors() {
     );
     assert_eq!(puts["fit.png"].0, "image/png");
 
-    created("q.jpg");
+    created(&ev, "q.jpg");
     let q = stored("q.jpg");
     assert_eq!(dims(&q), (300, 225));
     assert!(
@@ -447,7 +409,7 @@ fn renditions_events_and_errors() {
         "300 dpi"
     );
 
-    created("small.jpeg");
+    created(&ev, "small.jpeg");
     assert!(
         stored("small.jpeg").len() <= 20000,
         "{}",
@@ -458,17 +420,17 @@ fn renditions_events_and_errors() {
         "the size limit mattered"
     );
     assert_eq!(dims(&stored("small.jpeg")), (800, 600));
-    created("w.webp");
+    created(&ev, "w.webp");
     assert_eq!(dims(&stored("w.webp")), (100, 75));
-    created("h.gif");
+    created(&ev, "h.gif");
     assert_eq!(dims(&stored("h.gif")), (67, 50));
-    let e = created("d.tif");
+    let e = created(&ev, "d.tif");
     let tif = stored("d.tif");
     assert!(tif.starts_with(b"II*\0") || tif.starts_with(b"MM\0*"));
     assert_eq!(e["metadata"]["tiff:ImageWidth"], 80);
     assert_eq!(e["metadata"]["dc:format"], "image/tiff");
 
-    created("post.png");
+    created(&ev, "post.png");
     let post = stored("post.png");
     assert_eq!(post[8 + 8 + 12], 1, "Adam7 interlaced PNG");
     let img = image::load_from_memory(&post).unwrap().into_rgb8();
@@ -477,7 +439,7 @@ fn renditions_events_and_errors() {
     assert_eq!(img.get_pixel(200, 150).0, [0, 0, 0]);
     assert_ne!(img.get_pixel(20, 20).0, [0, 0, 0]);
 
-    created("dpi.jpg");
+    created(&ev, "dpi.jpg");
     assert_eq!(
         dims(&stored("dpi.jpg")),
         (1600, 1200),
@@ -488,10 +450,10 @@ fn renditions_events_and_errors() {
         xmp.contains("<tiff:ImageWidth>800</tiff:ImageWidth>"),
         "{xmp}"
     );
-    created("meta.xmp");
-    failed("meta.txt", "RenditionFormatUnsupported");
+    created(&ev, "meta.xmp");
+    failed(&ev, "meta.txt", "RenditionFormatUnsupported");
 
-    let e = created("tiny.png");
+    let e = created(&ev, "tiny.png");
     let data = e["data"].as_str().unwrap();
     assert!(data.starts_with("data:image/png;base64,"));
     assert!(
@@ -499,7 +461,7 @@ fn renditions_events_and_errors() {
         "embedded renditions are not uploaded"
     );
 
-    let e = created("parts.png");
+    let e = created(&ev, "parts.png");
     let size = e["metadata"]["repo:size"].as_u64().unwrap() as usize;
     let mut whole = Vec::new();
     for p in ["part1", "part2", "part3", "part4"] {
@@ -516,12 +478,12 @@ fn renditions_events_and_errors() {
     assert_eq!(dims(&whole), (400, 300));
     assert_eq!(e["rendition"]["target"]["urls"][0], put("part1").as_str());
 
-    let e = failed("toolarge.png", "RenditionTooLarge");
+    let e = failed(&ev, "toolarge.png", "RenditionTooLarge");
     assert!(e["metadata"]["repo:size"].as_u64().unwrap() > 200);
-    failed("broken.png", "GenericError");
+    failed(&ev, "broken.png", "GenericError");
 
     // No target: kept in the store, and usable as a source.
-    let e = created("kept.png");
+    let e = created(&ev, "kept.png");
     let asset = e["asset"]["url"].as_str().unwrap().to_string();
     assert!(asset.starts_with("asset:"));
     let r = c.call("POST", &url("/process"), &json!({"source": asset, "renditions": [{"name": "again.jpg", "fmt": "jpg", "width": 32, "target": put("again.jpg")}]}));
@@ -566,8 +528,7 @@ fn renditions_events_and_errors() {
         assert_eq!(c.call("POST", &url("/process"), &body).status, 200);
     }
     let ev = by_name(&events(c, &journal, 24));
-    let created = |n: &str| assert_eq!(ev[n]["type"], "rendition_created", "{n}: {}", ev[n]);
-    created("bundle.zip");
+    created(&ev, "bundle.zip");
     let zip_bytes = state
         .lock()
         .unwrap()
@@ -587,21 +548,13 @@ fn renditions_events_and_errors() {
     let mut s = String::new();
     z.by_name("a.txt").unwrap().read_to_string(&mut s).unwrap();
     assert_eq!(s, "alpha");
-    let failed = |n: &str, reason: &str| {
-        let e = &ev[n];
-        assert_eq!(
-            (e["type"].as_str(), e["errorReason"].as_str()),
-            (Some("rendition_failed"), Some(reason)),
-            "{n}: {e}"
-        );
-    };
-    failed("dup.zip", "GenericError");
-    created("dup-ok.zip");
-    failed("missing", "GenericError");
-    failed("corrupt", "SourceCorrupt");
-    failed("huge", "SourceUnsupported");
-    failed("big", "ServiceOverLoad");
-    failed("pdf", "SourceFormatUnsupported");
+    failed(&ev, "dup.zip", "GenericError");
+    created(&ev, "dup-ok.zip");
+    failed(&ev, "missing", "GenericError");
+    failed(&ev, "corrupt", "SourceCorrupt");
+    failed(&ev, "huge", "SourceUnsupported");
+    failed(&ev, "big", "ServiceOverLoad");
+    failed(&ev, "pdf", "SourceFormatUnsupported");
     // No presigned URL's signature leaks into events or logs.
     assert!(
         app.host.logs().contains("broken/x?REDACTED"),

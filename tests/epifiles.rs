@@ -7,8 +7,6 @@ mod common;
 use base64::Engine;
 use common::*;
 use md5::Digest;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -458,44 +456,13 @@ type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
 /// A webhook that records what it is sent.
 fn webhook() -> (u16, Received) {
     let got = Arc::new(Mutex::new(Vec::new()));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let sink = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut auth, mut chunked) = (0usize, String::new(), false);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                let lower = h.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                    chunked = true;
-                }
-                if lower.starts_with("authorization:") {
-                    auth = h["authorization:".len()..].trim().to_string();
-                }
-            }
-            let body = if chunked {
-                read_chunked(&mut reader)
-            } else {
-                let mut body = vec![0u8; length];
-                let _ = reader.read_exact(&mut body);
-                body
-            };
-            if let Ok(v) = serde_json::from_slice(&body) {
-                sink.lock().unwrap().push((auth, v));
-            }
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+    let port = http_server(move |req| {
+        if let Ok(v) = serde_json::from_slice(&req.body) {
+            let auth = req.header("authorization").unwrap_or_default().to_string();
+            sink.lock().unwrap().push((auth, v));
         }
+        (204, "text/plain", Vec::new())
     });
     (port, got)
 }
@@ -581,22 +548,6 @@ fn archive_notifies_through_the_outbox_and_the_webhook() {
 }
 
 /// A `Transfer-Encoding: chunked` body.
-fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        if reader.read_line(&mut size).unwrap_or(0) == 0 {
-            return body;
-        }
-        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
-        let mut part = vec![0u8; n + 2];
-        if n == 0 || reader.read_exact(&mut part).is_err() {
-            return body;
-        }
-        body.extend_from_slice(&part[..n]);
-    }
-}
-
 /// VmHWM of a process, in MiB.
 fn peak_rss_mib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

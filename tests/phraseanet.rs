@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
 use std::sync::{Arc, Mutex};
 
 const KEY: &str = "upload-key-0123456789";
@@ -253,88 +252,40 @@ struct Foreign {
 }
 
 fn foreign_service(state: Arc<Mutex<Foreign>>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let state = state.clone();
-            std::thread::spawn(move || serve_foreign(stream, state));
+    http_server(move |req| {
+        let json = "application/json";
+        let auth = req.header("authorization").unwrap_or_default().to_string();
+        let mut st = state.lock().unwrap();
+        st.auth_seen.push(auth.clone());
+        if auth != format!("AssetToken {}", st.token) {
+            return (401, json, b"{}".to_vec());
         }
-    });
-    port
-}
-
-fn serve_foreign(mut stream: std::net::TcpStream, state: Arc<Mutex<Foreign>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
-    let (mut auth, mut length) = (String::new(), 0usize);
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap_or(("", ""));
-        match k.trim().to_ascii_lowercase().as_str() {
-            "authorization" => auth = v.trim().to_string(),
-            "content-length" => length = v.trim().parse().unwrap_or(0),
-            _ => {}
-        }
-    }
-    let mut body = vec![0u8; length];
-    let _ = reader.read_exact(&mut body);
-    let mut st = state.lock().unwrap();
-    st.auth_seen.push(auth.clone());
-    let respond = |stream: &mut std::net::TcpStream, status: &str, ct: &str, body: &[u8]| {
-        let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(head.as_bytes());
-        let _ = stream.write_all(body);
-    };
-    if auth != format!("AssetToken {}", st.token) {
-        return respond(&mut stream, "401 Unauthorized", "application/json", b"{}");
-    }
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method.as_str(), segs.as_slice()) {
-        ("GET", ["assets", id]) => match st.assets.get(*id) {
-            Some((_, size)) => {
-                let meta = serde_json::json!({
-                    "id": id, "size": size, "formData": {"title": "from afar"},
-                    "originalName": format!("{id}.jpg"), "mimeType": "image/jpeg",
-                    "createdAt": "2019-05-15T14:13:54+00:00"
-                });
-                respond(
-                    &mut stream,
-                    "200 OK",
-                    "application/json",
-                    meta.to_string().as_bytes(),
-                )
+        match (req.method.as_str(), req.segments().as_slice()) {
+            ("GET", ["assets", id]) => match st.assets.get(*id) {
+                Some((_, size)) => {
+                    let meta = serde_json::json!({
+                        "id": id, "size": size, "formData": {"title": "from afar"},
+                        "originalName": format!("{id}.jpg"), "mimeType": "image/jpeg",
+                        "createdAt": "2019-05-15T14:13:54+00:00"
+                    });
+                    (200, json, meta.to_string().into_bytes())
+                }
+                None => (404, json, b"{}".to_vec()),
+            },
+            ("GET", ["assets", id, "download"]) => match st.assets.get(*id).cloned() {
+                Some((bytes, _)) => {
+                    st.downloads.push(id.to_string());
+                    (200, "image/jpeg", bytes)
+                }
+                None => (404, json, b"{}".to_vec()),
+            },
+            ("POST", ["commits", id, "ack"]) => {
+                st.acks.push(id.to_string());
+                (200, json, b"{}".to_vec())
             }
-            None => respond(&mut stream, "404 Not Found", "application/json", b"{}"),
-        },
-        ("GET", ["assets", id, "download"]) => match st.assets.get(*id).cloned() {
-            Some((bytes, _)) => {
-                st.downloads.push(id.to_string());
-                respond(&mut stream, "200 OK", "image/jpeg", &bytes)
-            }
-            None => respond(&mut stream, "404 Not Found", "application/json", b"{}"),
-        },
-        ("POST", ["commits", id, "ack"]) => {
-            st.acks.push(id.to_string());
-            respond(&mut stream, "200 OK", "application/json", b"{}")
+            _ => (404, json, b"{}".to_vec()),
         }
-        _ => respond(&mut stream, "404 Not Found", "application/json", b"{}"),
-    }
+    })
 }
 
 fn enqueue(host: &Host, body: serde_json::Value) -> Reply {

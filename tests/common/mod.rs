@@ -357,3 +357,127 @@ pub fn compute_client(
         v["client"].clone(),
     )
 }
+
+/// A request received by [`http_server`].
+pub struct Incoming {
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Incoming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Path segments after the leading `/`.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.trim_start_matches('/').split('/').collect()
+    }
+}
+
+/// A small HTTP/1.1 server on a free loopback port, for the peers the tests
+/// play (upload services, webhooks, buckets): one thread per connection,
+/// one request per connection, `Content-Length` or chunked bodies.
+/// `handler` answers (status, content type, body).
+pub fn http_server<F>(handler: F) -> u16
+where
+    F: Fn(Incoming) -> (u16, &'static str, Vec<u8>) + Send + Sync + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handler = std::sync::Arc::new(handler);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                if let Some(req) = read_request(&stream) {
+                    let (status, ctype, body) = handler(req);
+                    write_response(stream, status, ctype, &body);
+                }
+            });
+        }
+    });
+    port
+}
+
+fn read_request(stream: &std::net::TcpStream) -> Option<Incoming> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?;
+    let path = target.split('?').next().unwrap_or_default().to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let body = if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        read_chunked(&mut reader)
+    } else {
+        let length = find("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).ok()?;
+        body
+    };
+    Some(Incoming {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size).unwrap_or(0) == 0 {
+            return body;
+        }
+        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
+        let mut part = vec![0u8; n + 2];
+        if n == 0 || reader.read_exact(&mut part).is_err() {
+            return body;
+        }
+        body.extend_from_slice(&part[..n]);
+    }
+}
+
+fn write_response(mut stream: std::net::TcpStream, status: u16, ctype: &str, body: &[u8]) {
+    use std::io::Write;
+    let reason = if status < 400 { "OK" } else { "Error" };
+    // 204 and 304 carry no body and no Content-Length.
+    let length = if status == 204 || status == 304 {
+        String::new()
+    } else {
+        format!("content-length: {}\r\n", body.len())
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\n{length}connection: close\r\n\r\n"
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
