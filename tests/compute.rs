@@ -222,6 +222,7 @@ fn renditions_events_and_errors() {
             .insert("mark.png".into(), png_rgba(20, 20, [0, 0, 0, 255]));
         b.files.insert("a.txt".into(), b"alpha".to_vec());
         b.files.insert("b.txt".into(), b"bravo".to_vec());
+        b.files.insert("page.html".into(), b"<html><head><style>p{}</style></head><body><h1>Heading</h1><p>Some &amp; more</p></body></html>".to_vec());
         b.files
             .insert("huge.png".into(), png_rgba(2500, 2000, [9, 9, 9, 255]));
         b.files
@@ -527,7 +528,53 @@ fn renditions_events_and_errors() {
         let body = json!({"source": source, "renditions": [{"name": name, "fmt": "png", "width": 100, "target": put(name)}]});
         assert_eq!(c.call("POST", &url("/process"), &body).status, 200);
     }
-    let ev = by_name(&events(c, &journal, 24));
+    // Text from a text source, with the request id the caller chose.
+    let text = json!({"source": {"url": files("page.html"), "mimetype": "text/html"},
+                      "renditions": [{"name": "page.txt", "fmt": "text", "target": put("page.txt")}]});
+    let auth = format!("Bearer {}", c.token);
+    let h = [
+        ("authorization", auth.as_str()),
+        ("x-api-key", "key-main"),
+        ("x-gw-ims-org-id", ORG),
+        ("x-request-id", "my-request-1"),
+    ];
+    let r = send("POST", &url("/process"), &h, text.to_string().as_bytes());
+    assert_eq!(
+        (r.status, r.header("x-request-id")),
+        (200, Some("my-request-1"))
+    );
+    assert_eq!(r.json()["requestId"], "my-request-1");
+    // A body over compute_max_request_bytes: 413, in the same shape.
+    let head = format!(
+        "POST /process HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\nx-request-id: my-request-2\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        17 << 20
+    );
+    let (status, head) = common::raw_request(&app.host, head.as_bytes(), &vec![b' '; 17 << 20]);
+    assert_eq!(status, 413, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-request-id: my-request-2"),
+        "{head}"
+    );
+    let ev = by_name(&events(c, &journal, 25));
+    let e = created(&ev, "page.txt");
+    assert_eq!(
+        (
+            e["requestId"].as_str(),
+            e["metadata"]["repo:encoding"].as_str()
+        ),
+        (Some("my-request-1"), Some("utf-8"))
+    );
+    let page = state
+        .lock()
+        .unwrap()
+        .puts
+        .iter()
+        .find(|p| p.0 == "page.txt")
+        .unwrap()
+        .2
+        .clone();
+    assert_eq!(String::from_utf8(page).unwrap(), "Heading\nSome & more");
     created(&ev, "bundle.zip");
     let zip_bytes = state
         .lock()
@@ -602,10 +649,10 @@ fn renditions_events_and_errors() {
             .unwrap()
             .contains("?since=10&limit=10>; rel=\"next\"")
     );
-    let r = c.call("GET", &format!("{journal}?since=24"), &Value::Null);
+    let r = c.call("GET", &format!("{journal}?since=25"), &Value::Null);
     assert_eq!(r.status, 204);
     assert_eq!(r.header("retry-after"), Some("2"));
-    assert!(r.header("link").unwrap().contains("?since=24>"));
+    assert!(r.header("link").unwrap().contains("?since=25>"));
     // `latest=true` continues after what was served: nothing twice.
     assert_eq!(
         c.call("GET", &format!("{journal}?latest=true"), &Value::Null)
@@ -650,7 +697,7 @@ fn renditions_events_and_errors() {
         &format!("{journal}?since=0&limit=1000"),
         &Value::Null,
     );
-    assert_eq!(r.json()["_page"]["count"], 24);
+    assert_eq!(r.json()["_page"]["count"], 25);
 
     // Unregister: the journal is gone, /process is 404 again.
     assert_eq!(

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::sync::{Arc, Mutex};
 
 const KEY: &str = "upload-key-0123456789";
@@ -471,28 +470,6 @@ fn ingest_from_a_foreign_upload_service_and_its_failures() {
     assert_eq!(r.status, 401);
 }
 
-/// Sends a request over a raw socket, tolerating the server closing the
-/// request early (as it may when it refuses a body), and returns the status.
-fn raw_status(host: &Host, head: &[u8], body: &[u8]) -> u16 {
-    let addr = host.base.trim_start_matches("http://").to_string();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(head).unwrap();
-    for piece in body.chunks(16 * 1024) {
-        if stream.write_all(piece).is_err() {
-            break;
-        }
-    }
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in `{line}`"))
-}
-
 #[test]
 fn upload_side_auth_limits_ranges_and_acks() {
     let dir = temp_dir("upload-errors");
@@ -533,7 +510,7 @@ fn upload_side_auth_limits_ranges_and_acks() {
         "POST /assets HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\ncontent-type: image/png\r\ncontent-length: {}\r\n\r\n",
         big.len()
     );
-    assert_eq!(raw_status(&host, announced.as_bytes(), &[]), 413);
+    assert_eq!(raw_request(&host, announced.as_bytes(), &[]).0, 413);
     let chunked = format!(
         "POST /assets HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\ncontent-type: image/png\r\ntransfer-encoding: chunked\r\n\r\n"
     );
@@ -544,7 +521,7 @@ fn upload_side_auth_limits_ranges_and_acks() {
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(b"0\r\n\r\n");
-    assert_eq!(raw_status(&host, chunked.as_bytes(), &body), 413);
+    assert_eq!(raw_request(&host, chunked.as_bytes(), &body).0, 413);
     let r = upload_raw(&host, b"just some text", "notes.txt", "text/plain");
     assert_eq!(r.status, 415, "{}", r.text());
     let (ct, mut body) = multipart(&img, "x.png", "image/png", "{}");

@@ -481,3 +481,37 @@ fn write_response(mut stream: std::net::TcpStream, status: u16, ctype: &str, bod
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body);
 }
+
+/// Sends a request over a raw socket, tolerating the server closing the
+/// request early (as it may when it refuses a body: clients that write the
+/// whole body before reading can see EPIPE); returns the status and the
+/// response head.
+pub fn raw_request(host: &Host, head: &[u8], body: &[u8]) -> (u16, String) {
+    use std::io::Write;
+    let addr = host.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(head).unwrap();
+    for piece in body.chunks(16 * 1024) {
+        if stream.write_all(piece).is_err() {
+            break;
+        }
+    }
+    let mut reader = BufReader::new(stream);
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        text.push_str(&line);
+    }
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in `{text}`"));
+    (status, text)
+}

@@ -46,12 +46,20 @@ pub struct Outcome {
 }
 
 /// The caller's `x-request-id` when it is a sane token, else a new one.
-fn request_id(req: &Request) -> String {
-    req.header("x-request-id")
-        .map(str::trim)
+pub fn request_id(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .find(|(k, _)| k == "x-request-id")
+        .map(|(_, v)| v.trim())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(secret::uuid_v4)
+}
+
+/// The answer for a request refused before it reached [`handle`] (body too
+/// large, service misconfigured): same shape as every other error.
+pub fn refusal(status: u16, message: &str, headers: &[(String, String)]) -> Response {
+    error_response(ApiError::new(status, message), &request_id(headers), 0)
 }
 
 fn json_response(status: u16, rid: &str, mut body: Value) -> Response {
@@ -85,7 +93,7 @@ fn error_response(e: ApiError, rid: &str, retry_after: u64) -> Response {
 }
 
 pub fn handle<K: Kv + ?Sized>(svc: &Service<'_, K>, req: Request, now: u64) -> Outcome {
-    let rid = request_id(&req);
+    let rid = request_id(req.headers);
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let allow = match segs.as_slice() {
         ["register"] | ["unregister"] | ["process"] => "POST",

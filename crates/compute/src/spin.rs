@@ -77,21 +77,14 @@ impl Transport for SpinTransport {
     }
 }
 
-async fn misconfigured(out: ResponseOutparam, what: &str) {
-    eprintln!("compute: configuration error: {what}");
-    let body =
-        serde_json::json!({"ok": false, "message": "the service is misconfigured; see its log"});
-    send(
-        out,
-        500,
-        &[("content-type", "application/json".into())],
-        body.to_string().into_bytes(),
-    )
-    .await
+async fn refuse(out: ResponseOutparam, status: u16, message: &str, headers: &[(String, String)]) {
+    let r = crate::api::refusal(status, message, headers);
+    send(out, r.status, &r.headers, r.body).await
 }
 
 pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
     let mut req = Req::new(req);
+    let headers = req.headers();
     let loaded = (|| {
         let kv = SpinKv::open_default().map_err(|e| e.to_string())?;
         let cfg = Config::from_lookup(var).map_err(|e| e.to_string())?;
@@ -101,7 +94,11 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
     })();
     let (kv, cfg, clients, settings) = match loaded {
         Ok(x) => x,
-        Err(e) => return misconfigured(out, &e).await,
+        Err(e) => {
+            eprintln!("compute: configuration error: {e}");
+            let m = "the service is misconfigured; see its log";
+            return refuse(out, 500, m, &headers).await;
+        }
     };
     let max = cfg.max_request_bytes;
     let too_long = req
@@ -115,11 +112,7 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
     };
     let body = match body {
         Ok(b) => b,
-        Err(m) => {
-            let body = serde_json::json!({"ok": false, "message": m});
-            let headers = [("content-type", "application/json".to_string())];
-            return send(out, 413, &headers, body.to_string().into_bytes()).await;
-        }
+        Err(m) => return refuse(out, 413, &m, &headers).await,
     };
     let svc = Service::new(&kv, cfg, clients, settings.blobs);
     let method = method_name(&req.method);
@@ -129,7 +122,7 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
             method: &method,
             path: &req.full_path,
             query: &req.query,
-            headers: &req.headers(),
+            headers: &headers,
             body,
             origin: &req.origin,
         },
