@@ -1,5 +1,5 @@
 //! Rendered previews are blobs named after their ETag. Each is listed with
-//! its source asset so a sweep (a few entries after each request) removes
+//! its source asset so a sweep (a slice of entries after some requests) removes
 //! renders whose source is gone or that are older than the cache's
 //! lifetime: the cache cannot grow without bound.
 

@@ -11,6 +11,14 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
+/// True once in `n` calls on average (housekeeping that need not run on
+/// every request).
+pub fn one_in(n: u32) -> bool {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).expect("the platform provides randomness");
+    u32::from_le_bytes(b) % n.max(1) == 0
+}
+
 /// A random UUID (version 4), as the reference's ids are.
 pub fn uuid_v4() -> String {
     let mut b = [0u8; 16];
@@ -56,6 +64,14 @@ pub fn digest_parts(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_in_n_is_about_one_in_n() {
+        assert!((0..100).all(|_| one_in(1)));
+        let hits = (0..32_000).filter(|_| one_in(16)).count();
+        // Expected 2000; the bounds are > 8 standard deviations wide.
+        assert!((1650..2350).contains(&hits), "{hits}");
+    }
 
     #[test]
     fn tokens_are_long_random_and_compared_exactly() {
