@@ -86,6 +86,10 @@ pub struct Process {
     pub content_type: String,
     pub total_chunks: u64,
     pub chunk_size: u64,
+    /// Bytes per stored blob chunk (absent: `chunk_size`, as uploads begun
+    /// before pieces existed were stored).
+    #[serde(default)]
+    pub piece_size: Option<u64>,
     /// Whole-file MD5 the client announced, checked at completion.
     pub file_hash: Option<String>,
     /// Ids reserved when the upload began, so completion is idempotent.
@@ -101,6 +105,30 @@ pub struct Process {
     pub last: Option<(u64, String)>,
     #[serde(flatten)]
     pub state: ProcessState,
+}
+
+impl Process {
+    /// Bytes per stored blob chunk.
+    pub fn piece_size(&self) -> u64 {
+        self.piece_size.unwrap_or(self.chunk_size)
+    }
+
+    /// Stored pieces per upload chunk.
+    pub fn pieces_per_chunk(&self) -> u64 {
+        (self.chunk_size / self.piece_size()).max(1)
+    }
+}
+
+/// How upload chunks of `chunk` bytes are stored: in pieces of the store's
+/// chunk size when they are a multiple of it, else whole. Spin's key-value
+/// `get` has no range, so a 1 MiB download chunk read from an 8 MiB stored
+/// value costs 8 MiB (README "Benchmarks", P3).
+pub fn piece_size_for(chunk: u64, store_chunk: u64) -> u64 {
+    if store_chunk > 0 && chunk > store_chunk && chunk.is_multiple_of(store_chunk) {
+        store_chunk
+    } else {
+        chunk
+    }
 }
 
 /// A set of chunk indexes as sorted, disjoint half-open ranges: one range

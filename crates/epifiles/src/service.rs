@@ -22,8 +22,9 @@ pub struct Service<'a, K: Kv + ?Sized> {
 }
 
 impl<'a, K: Kv + ?Sized> Service<'a, K> {
-    /// Blobs written with a client's chunk size: upload chunk `n` is blob
-    /// chunk `n`, so chunks can come in any order.
+    /// Blobs written in pieces of `chunk_size` (see
+    /// [`crate::model::piece_size_for`]): upload chunk `n` is blob chunks
+    /// `n × pieces … (n + 1) × pieces − 1`, so chunks can come in any order.
     pub fn blobs(&self, chunk_size: u64) -> Blobs<'a, K> {
         Blobs::new(
             self.kv,
@@ -95,7 +96,7 @@ impl<'a, K: Kv + ?Sized> Service<'a, K> {
     /// Removes a process and, unless it completed, its chunks.
     pub fn discard(&self, p: &Process) -> Result<()> {
         if p.state != ProcessState::Done {
-            self.blobs(p.chunk_size).delete(&p.asset)?;
+            self.blobs(p.piece_size()).delete(&p.asset)?;
         }
         model::processes(self.kv).delete(&p.id)?;
         Index::new(self.kv, model::PROCESSES_INDEX)?.remove(&p.id)

@@ -96,6 +96,10 @@ impl<K: Kv + ?Sized> Service<'_, K> {
             content_type: mime::resolve(declared_type.as_deref(), head, &filename),
             total_chunks: total,
             chunk_size: content.len() as u64,
+            piece_size: Some(model::piece_size_for(
+                content.len() as u64,
+                self.cfg.store.blobs.chunk_size,
+            )),
             file_hash,
             manifest,
             new_manifest,
@@ -110,7 +114,7 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         // Index first: a process the sweep cannot find would never expire.
         Index::new(self.kv, model::PROCESSES_INDEX)?.add(&p.id)?;
         model::processes(self.kv).create(&p.id, &p)?;
-        self.blobs(p.chunk_size).begin(&p.asset, self.now)?;
+        self.blobs(p.piece_size()).begin(&p.asset, self.now)?;
         self.store_chunk(p, 0, &content, &hash)
     }
 
@@ -197,10 +201,13 @@ impl<K: Kv + ?Sized> Service<'_, K> {
     }
 
     fn store_chunk(&self, p: Process, index: u64, content: &[u8], hash: &str) -> ApiResult<Xml> {
-        match self
-            .blobs(p.chunk_size)
-            .put_chunk(&p.asset, index, content, self.now)
-        {
+        let blobs = self.blobs(p.piece_size());
+        let first = index * p.pieces_per_chunk();
+        let stored = content
+            .chunks(p.piece_size() as usize)
+            .zip(first..)
+            .try_for_each(|(piece, n)| blobs.put_chunk(&p.asset, n, piece, self.now).map(|_| ()));
+        match stored {
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::Conflict => {
                 // Completed by a concurrent request since `p` was read: a
@@ -259,7 +266,7 @@ impl<K: Kv + ?Sized> Service<'_, K> {
     /// The last chunk is in: make the file an asset, a ManifestFile and part
     /// of its Manifest.
     fn complete(&self, p: Process) -> ApiResult<Xml> {
-        let blobs = self.blobs(p.chunk_size);
+        let blobs = self.blobs(p.piece_size());
         let d = blobs.finish(&p.asset, &p.content_type, self.now)?;
         if let Some(expected) = p.file_hash.as_ref().filter(|f| **f != d.digests.md5) {
             blobs.delete(&p.asset)?;
@@ -380,7 +387,7 @@ impl<K: Kv + ?Sized> Service<'_, K> {
     /// (its answer was lost) and gets the completed file; anything else is
     /// refused.
     fn after_completion(&self, p: &Process, index: Option<u64>, content: &[u8]) -> ApiResult<Xml> {
-        let blobs = self.blobs(p.chunk_size);
+        let blobs = self.blobs(p.piece_size());
         let same = match (index, blobs.stat(&p.asset)) {
             (Some(i), Ok(d)) if i < p.total_chunks => {
                 let start = i * p.chunk_size;

@@ -257,7 +257,38 @@ fn single_chunk_upload_creates_file_and_manifest_at_once() {
 
 #[test]
 fn chunks_out_of_order_repeated_and_bad_leave_the_upload_resumable() {
-    let t = T::new(&[("epifiles_download_chunk_size", "1500")]);
+    out_of_order_scenario(&[("epifiles_download_chunk_size", "1500")]);
+}
+
+/// The same with a store chunk size (1 KiB) that divides the upload chunks
+/// (4 KiB): each upload chunk is stored as four pieces, and every rule
+/// holds the same.
+#[test]
+fn upload_chunks_stored_in_store_sized_pieces() {
+    let t = out_of_order_scenario(&[
+        ("epifiles_download_chunk_size", "1500"),
+        ("blob_chunk_size", "1024"),
+    ]);
+    use assetgate_store::Kv;
+    let metas: Vec<String> =
+        t.kv.keys()
+            .into_iter()
+            .filter(|k| k.starts_with("blob/") && k.ends_with("/meta"))
+            .collect();
+    assert_eq!(metas.len(), 1, "{metas:?}");
+    let blob = metas[0].trim_end_matches("/meta");
+    let stored: Vec<usize> = (0..12)
+        .map_while(|n| t.kv.get(&format!("{blob}/c/{n}")).unwrap().map(|v| v.len()))
+        .collect();
+    // 10 000 bytes: nine 1 KiB pieces and a short tenth.
+    assert_eq!(
+        stored,
+        [1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 784]
+    );
+}
+
+fn out_of_order_scenario(extra: &[(&str, &str)]) -> T {
+    let t = T::new(extra);
     let content = data(10_000);
     let chunks: Vec<&[u8]> = content.chunks(4096).collect(); // 3 chunks, last short
     let c = |i: usize| B64.encode(chunks[i]);
@@ -414,6 +445,7 @@ fn chunks_out_of_order_repeated_and_bad_leave_the_upload_resumable() {
         .get("chunk_index"),
         "6"
     );
+    t
 }
 
 #[test]
