@@ -99,8 +99,17 @@ impl Req {
     }
 
     /// Reads the whole body, refusing more than `max` bytes (JSON and form
-    /// bodies only; files are streamed).
+    /// bodies only; files are streamed): before reading when
+    /// `Content-Length` announces more, else while reading.
     pub async fn read_body(&mut self, max: usize) -> Result<Vec<u8>, StoreError> {
+        let announced = self
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|n| n > max as u64) {
+            return Err(StoreError::too_large(format!(
+                "request body over {max} bytes"
+            )));
+        }
         let Some(req) = self.body.take() else {
             return Ok(Vec::new());
         };

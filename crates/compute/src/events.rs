@@ -21,64 +21,32 @@ pub enum Delivered {
     Stored(String),
 }
 
-fn redact_value(v: &Value) -> Value {
+/// `v` with its URLs redacted: a string is a URL, an array holds values of
+/// the same kind, and in an object the URL (or list of URLs) is at `key`.
+fn redact_urls(v: &Value, key: &str) -> Value {
     match v {
         Value::String(s) => Value::String(redact(s)),
-        Value::Array(a) => Value::Array(a.iter().map(redact_value).collect()),
-        other => other.clone(),
-    }
-}
-
-/// The source as sent, its URL redacted.
-fn source(req: &ProcessRequest) -> Value {
-    match &req.source_original {
+        Value::Array(a) => Value::Array(a.iter().map(|e| redact_urls(e, key)).collect()),
         Value::Object(o) => {
             let mut o = o.clone();
-            if let Some(u) = o.get("url") {
-                o.insert("url".into(), redact_value(u));
+            if let Some(inner) = o.get(key) {
+                let redacted = redact_urls(inner, key);
+                o.insert(key.into(), redacted);
             }
             Value::Object(o)
         }
-        other => redact_value(other),
+        other => other.clone(),
     }
 }
 
 /// The rendition as sent, with target, file and watermark URLs redacted.
 fn rendition(r: &Rendition) -> Value {
     let mut o: Map<String, Value> = r.original.as_object().cloned().unwrap_or_default();
-    match o.get("target").cloned() {
-        Some(Value::Object(mut t)) => {
-            if let Some(urls) = t.get("urls") {
-                t.insert("urls".into(), redact_value(urls));
-            }
-            o.insert("target".into(), Value::Object(t));
+    for (field, key) in [("target", "urls"), ("files", "url"), ("watermark", "image")] {
+        if let Some(v) = o.get(field) {
+            let redacted = redact_urls(v, key);
+            o.insert(field.into(), redacted);
         }
-        Some(t) => {
-            o.insert("target".into(), redact_value(&t));
-        }
-        None => {}
-    }
-    if let Some(Value::Array(files)) = o.get("files").cloned() {
-        let files = files
-            .iter()
-            .map(|f| match f {
-                Value::Object(m) => {
-                    let mut m = m.clone();
-                    if let Some(u) = m.get("url") {
-                        m.insert("url".into(), redact_value(u));
-                    }
-                    Value::Object(m)
-                }
-                other => redact_value(other),
-            })
-            .collect();
-        o.insert("files".into(), Value::Array(files));
-    }
-    if let Some(Value::Object(mut w)) = o.get("watermark").cloned() {
-        if let Some(u) = w.get("image") {
-            w.insert("image".into(), redact_value(u));
-        }
-        o.insert("watermark".into(), Value::Object(w));
     }
     Value::Object(o)
 }
@@ -94,7 +62,8 @@ fn base(
     e.insert("type".into(), json!(kind));
     e.insert("date".into(), json!(time::rfc3339(now)));
     e.insert("requestId".into(), json!(request_id));
-    e.insert("source".into(), source(req));
+    // The source as sent, its URL redacted.
+    e.insert("source".into(), redact_urls(&req.source_original, "url"));
     e.insert("rendition".into(), rendition(r));
     let user_data = req
         .user_data

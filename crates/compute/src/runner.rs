@@ -92,7 +92,6 @@ async fn work<K: Kv + ?Sized, T: Transport>(
     // A job whose workers keep dying (e.g. out of memory on its source)
     // stops here instead of taking the next worker down too.
     let overloaded = job.attempts > svc.cfg.max_attempts;
-    let needs_source = p.request.renditions.iter().any(|r| r.fmt != Fmt::Zip);
     let mut source: Option<std::result::Result<(Vec<u8>, String), Failure>> = None;
     for (i, r) in p.request.renditions.iter().enumerate() {
         if done.contains(&i) {
@@ -109,7 +108,9 @@ async fn work<K: Kv + ?Sized, T: Transport>(
                 svc.cfg.job_timeout_secs
             )))
         } else {
-            if needs_source && source.is_none() && r.fmt != Fmt::Zip {
+            // Fetched once, by the first rendition that needs it (zip
+            // renditions read their own files).
+            if source.is_none() && r.fmt != Fmt::Zip {
                 source = Some(fetch_source(svc, t, p).await);
             }
             make_and_deliver(svc, t, p, r, source.as_ref(), now()).await

@@ -100,19 +100,9 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
             return refuse(out, 500, m, &headers).await;
         }
     };
-    let max = cfg.max_request_bytes;
-    let too_long = req
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > max);
-    let body = if too_long {
-        Err(format!("request body over {max} bytes"))
-    } else {
-        req.read_body(max as usize).await.map_err(|e| e.message)
-    };
-    let body = match body {
+    let body = match req.read_body(cfg.max_request_bytes as usize).await {
         Ok(b) => b,
-        Err(m) => return refuse(out, 413, &m, &headers).await,
+        Err(e) => return refuse(out, 413, &e.message, &headers).await,
     };
     let svc = Service::new(&kv, cfg, clients, settings.blobs);
     let method = method_name(&req.method);

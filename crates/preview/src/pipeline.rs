@@ -348,7 +348,7 @@ fn decode_budget(source_len: usize, p: &Probe, scale: u32) -> u64 {
 }
 
 /// Composes RGBA over white (for outputs without alpha).
-pub fn flatten_on_white(img: RgbaImage) -> RgbImage {
+fn flatten_on_white(img: RgbaImage) -> RgbImage {
     let (w, h) = img.dimensions();
     let mut out = RgbImage::new(w, h);
     for (o, p) in out.pixels_mut().zip(img.pixels()) {
@@ -465,7 +465,7 @@ fn encode(p: Pixels, args: &PreviewArgs) -> Result<Vec<u8>> {
 }
 
 /// Inserts a `pHYs` chunk (pixels per metre) after `IHDR`.
-pub fn png_with_density(png: Vec<u8>, ppi: u16) -> Vec<u8> {
+fn png_with_density(png: Vec<u8>, ppi: u16) -> Vec<u8> {
     let ppm = (ppi as f64 / 0.0254).round() as u32;
     let mut data = Vec::with_capacity(13);
     data.extend_from_slice(b"pHYs");

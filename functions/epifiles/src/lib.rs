@@ -41,18 +41,7 @@ async fn serve(req: IncomingRequest, out: ResponseOutparam) {
         url,
         key: var("epifiles_notify_key"),
     });
-    let max = cfg.max_request_body();
-    let declared = req
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    let body = if declared.is_some_and(|n| n > max) {
-        Err(assetgate_store::StoreError::too_large(format!(
-            "request body over {max} bytes"
-        )))
-    } else {
-        req.read_body(max).await
-    };
-    let body = match body {
+    let body = match req.read_body(cfg.max_request_body()).await {
         Ok(b) => b,
         Err(e) => {
             let e = ApiError::from(e);
