@@ -149,6 +149,23 @@ fn previews_and_crops_with_stable_urls_and_revalidation() {
         "same arguments, other spelling, Bearer"
     );
     assert!(again.body == r.body, "served from the cache");
+    // The reference's own path serves the same preview: a client set up for
+    // the original plug-in only swaps the host.
+    let enterprise = send("GET", &host.url(&format!("/Enterprise/server/plugins/Elvis/restproxyindex.php?ww-app=Foo%20Bar&objectid={big}&rendition=preview&preview-args=maxWidth_600_maxHeight_400.jpg")), &[("cookie", &cookie)], b"");
+    assert_eq!(
+        (enterprise.status, enterprise.header("etag")),
+        (200, Some(etag.as_str())),
+        "{}",
+        enterprise.text()
+    );
+    assert!(enterprise.body == r.body);
+    let unknown = send(
+        "GET",
+        &host.url("/Enterprise/server/plugins/Elvis/other.php"),
+        &[("cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(unknown.status, 404);
     // The same pipeline natively gives the same pixels (the wasm build
     // resizes with SIMD128; this catches a miscompiled path). PNG, so the
     // comparison sees the resize, not JPEG's quantisation.

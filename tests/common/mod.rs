@@ -44,6 +44,7 @@ pub struct Host {
     child: Child,
     pub base: String,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 pub struct HostConfig<'a> {
@@ -116,43 +117,7 @@ impl<'a> HostConfig<'a> {
 
     /// Starts the host and waits until it serves.
     pub fn start(&self) -> Host {
-        let mut child = self.command().spawn().expect("spawn assetgate-host");
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                eprint!("{text}");
-                sink.lock().unwrap().push_str(&text);
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("Serving ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!("host did not start ({status}):\n{}", stderr.lock().unwrap());
-            }
-        };
-        Host {
-            child,
-            base,
-            stderr,
-        }
+        Host::spawn(self.command())
     }
 
     /// Runs the host expecting it to fail at start-up; returns its stderr.
@@ -181,6 +146,71 @@ impl<'a> HostConfig<'a> {
 }
 
 impl Host {
+    /// Spawns `cmd` (the host binary, or a script that execs it) and waits
+    /// until it prints its `Serving` banner.
+    pub fn spawn(mut cmd: Command) -> Host {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the host");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                eprint!("{text}");
+                sink.lock().unwrap().push_str(&text);
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let out_sink = printed.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("Serving ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                let mut all = out_sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!("host did not start ({status}):\n{}", stderr.lock().unwrap());
+            }
+        };
+        Host {
+            child,
+            base,
+            stderr,
+            stdout: printed,
+        }
+    }
+
+    /// What the host printed on stdout, once it has printed `text` (within a
+    /// few seconds; the banner's lines arrive after `Serving`).
+    pub fn printed_through(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let printed = self.stdout.lock().unwrap().clone();
+            if printed.contains(text) || Instant::now() > deadline {
+                return printed;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -4,6 +4,7 @@
 //! the end-to-end tests, not a replacement for Spin.
 
 mod bindings;
+mod dev;
 mod host_kv;
 mod kv;
 mod manifest;
@@ -52,6 +53,11 @@ struct Cli {
     /// Do not cache compiled components on disk.
     #[arg(long)]
     no_compile_cache: bool,
+    /// On a loopback address with no credential variables set, make local
+    /// development credentials on the first run (kept in
+    /// `<state-dir>/dev-credentials.env`) and use them. `scripts/up` sets it.
+    #[arg(long)]
+    dev_credentials: bool,
 }
 
 fn parse_variables(raw: &[String]) -> Result<BTreeMap<String, String>> {
@@ -83,19 +89,37 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     let manifest = manifest::Manifest::load(&cli.from)?;
-    let state_dir = cli.state_dir.unwrap_or_else(|| manifest.root.join(".spin"));
-    let options = server::HostOptions {
-        compile_cache: (!cli.no_compile_cache)
-            .then(|| cli.cache_dir.unwrap_or_else(|| state_dir.join("cache"))),
-        state_dir,
-        variables: parse_variables(&cli.variables)?,
-        max_instance_memory: cli.max_instance_memory_mib << 20,
+    // wasmtime's cache wants absolute paths, and the state must not move
+    // with the working directory of whoever starts the host.
+    let absolute = |p: PathBuf| {
+        std::path::absolute(&p).with_context(|| format!("cannot resolve {}", p.display()))
     };
-    let app = server::App::load(&manifest, &options)?;
+    let state_dir = absolute(cli.state_dir.unwrap_or_else(|| manifest.root.join(".spin")))?;
+    let compile_cache = match (cli.no_compile_cache, cli.cache_dir) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(absolute(dir)?),
+        (false, None) => Some(state_dir.join("cache")),
+    };
+    // Bound before the app loads: the development credentials depend on
+    // the address (loopback only, and the ingest side trusts this origin).
     let listener = TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let addr = listener.local_addr()?;
+    let mut variables = parse_variables(&cli.variables)?;
+    let dev = if cli.dev_credentials {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Some(dev::apply(&state_dir, addr, &env, &mut variables)?)
+    } else {
+        None
+    };
+    let options = server::HostOptions {
+        compile_cache,
+        state_dir,
+        variables,
+        max_instance_memory: cli.max_instance_memory_mib << 20,
+    };
+    let app = server::App::load(&manifest, &options)?;
     app.set_origin(addr);
 
     tracing::info!(app = %app.name, version = %app.version, "application loaded");
@@ -111,6 +135,9 @@ async fn run(cli: Cli) -> Result<()> {
                 route.trim_end_matches("/...")
             );
         }
+    }
+    if let Some(outcome) = &dev {
+        print!("{}", dev::banner(outcome, &format!("http://{addr}")));
     }
     use std::io::Write;
     std::io::stdout().flush()?;

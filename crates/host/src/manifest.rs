@@ -137,15 +137,15 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
+        // Absolute, so that everything derived from it (component sources,
+        // the `.spin` state and compile cache, which wasmtime requires to be
+        // absolute) means the same whatever the working directory was.
+        let path = std::path::absolute(path)
+            .with_context(|| format!("cannot resolve manifest path {}", path.display()))?;
         let root = path
             .parent()
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let root = if root.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            root
-        };
+            .unwrap_or_else(|| PathBuf::from("/"));
         Self::parse(&text, &root).with_context(|| format!("invalid manifest {}", path.display()))
     }
 

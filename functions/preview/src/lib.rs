@@ -1,7 +1,9 @@
 //! The preview proxy (Elvis proxy protocol): `GET|POST|OPTIONS /proxy` and
-//! `/restproxyindex.php`, plus `POST /proxy/logon` for tickets. Thin: the
-//! decisions are `assetgate_preview::proxy::decide`; this streams blobs,
-//! renders on a cache miss and writes the answer.
+//! `/restproxyindex.php` (also at the reference's path,
+//! `/Enterprise/server/plugins/Elvis/restproxyindex.php`), plus
+//! `POST /proxy/logon` for tickets. Thin: the decisions are
+//! `assetgate_preview::proxy::decide`; this streams blobs, renders on a
+//! cache miss and writes the answer.
 
 use assetgate_component::{Req, send, send_blob, send_error, send_status, var};
 use assetgate_epifiles::users::Directory;
@@ -13,6 +15,8 @@ use assetgate_web::{query, secret, time};
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
 
+/// Where the reference's Enterprise Server plug-in serves the proxy.
+const REFERENCE_PATH: &str = "/Enterprise/server/plugins/Elvis/restproxyindex.php";
 const ALLOW: &str = "GET, POST, OPTIONS";
 /// Form bodies of `POST /proxy` and `/proxy/logon`.
 const MAX_FORM: usize = 64 * 1024;
@@ -60,7 +64,7 @@ async fn serve(req: IncomingRequest, out: ResponseOutparam) {
     let known = logon
         || matches!(
             req.full_path.trim_end_matches('/'),
-            "/proxy" | "/restproxyindex.php"
+            "/proxy" | "/restproxyindex.php" | REFERENCE_PATH
         );
     if !known {
         return send_status(out, 404, "not-found", "no such endpoint", &[]).await;
