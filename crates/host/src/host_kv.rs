@@ -336,17 +336,17 @@ impl batch::Host for RequestState {
 
 impl variables::Host for RequestState {
     async fn get(&mut self, name: String) -> Result<Result<String, variables::Error>> {
-        // Spin normalises nothing: names are lowercase by manifest rule.
+        // As Spin: the name is validated before the lookup, so a malformed
+        // name is `invalid-name` even where no such variable exists.
+        if let Err(reason) = crate::variables::validate_name(&name) {
+            return Ok(Err(variables::Error::InvalidName(reason)));
+        }
         Ok(match self.component.variables.get(&name) {
             Some(v) => Ok(v.clone()),
-            None if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
-            {
-                Err(variables::Error::InvalidName(name))
-            }
-            None => Err(variables::Error::Undefined(name)),
+            None => Err(variables::Error::Undefined(format!(
+                "no variable for {:?}.{name:?}",
+                self.component.id
+            ))),
         })
     }
 }

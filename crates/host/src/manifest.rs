@@ -255,14 +255,7 @@ fn check_app_trigger(t: &toml::Value) -> Result<()> {
 }
 
 fn check_variable_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = matches!(chars.next(), Some('a'..='z'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
-    ensure!(
-        ok,
-        "variable name `{name}` must start with a lowercase letter and contain only lowercase letters, digits and `_`"
-    );
-    Ok(())
+    crate::variables::validate_name(name).map_err(|e| anyhow!("variable name {e}"))
 }
 
 fn check_component(id: &str, c: RawComponent, root: &Path) -> Result<ComponentDecl> {
@@ -298,13 +291,8 @@ fn check_component(id: &str, c: RawComponent, root: &Path) -> Result<ComponentDe
             "component `{id}`: invalid key-value store label `{label}`"
         );
     }
-    for host in &c.allowed_outbound_hosts {
-        // Entries with `{{ variable }}` are checked once variables resolve.
-        if !host.contains("{{") {
-            crate::outbound::AllowedHost::parse(host)
-                .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
-        }
-    }
+    crate::outbound::validate(&c.allowed_outbound_hosts)
+        .with_context(|| format!("component `{id}`: allowed_outbound_hosts"))?;
     Ok(ComponentDecl {
         source,
         allowed_outbound_hosts: c.allowed_outbound_hosts,
@@ -432,7 +420,17 @@ command = "cargo build"
             ),
             (
                 BASE.replace("api_key = {", "ApiKey = {"),
-                "variable name `ApiKey`",
+                "variable name \"ApiKey\"",
+            ),
+            (
+                BASE.replace("api_key = {", "api_key_ = {")
+                    .replace("{{ api_key }}", "{{ api_key_ }}"),
+                "must end with",
+            ),
+            (
+                BASE.replace("api_key = {", "api__key = {")
+                    .replace("{{ api_key }}", "{{ api__key }}"),
+                "consecutive underscores",
             ),
             (
                 BASE.replace("https://example.com", "ftp://example.com"),

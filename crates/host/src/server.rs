@@ -114,6 +114,7 @@ impl App {
                 }
             }
             let started = Instant::now();
+            refuse_core_module(id, &decl.source)?;
             let component = Component::from_file(&engine, &decl.source)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
@@ -122,6 +123,7 @@ impl App {
                         decl.source.display()
                     )
                 })?;
+            refuse_unserved_imports(id, &component, &engine)?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
@@ -148,9 +150,10 @@ impl App {
                     let hosts = decl
                         .allowed_outbound_hosts
                         .iter()
-                        .map(|h| variables.render(h))
+                        .map(|h| Ok((variables.render(h)?, h.contains("{{"))))
                         .collect::<Result<Vec<_>>>()?;
-                    OutboundPolicy::new(&hosts).with_context(|| {
+                    let ids: Vec<String> = manifest.components.keys().cloned().collect();
+                    OutboundPolicy::new(&hosts, &ids).with_context(|| {
                         format!("component `{id}`: allowed_outbound_hosts is malformed")
                     })?
                 },
@@ -227,6 +230,17 @@ impl App {
             return text_response(StatusCode::NOT_FOUND, "Not Found\n");
         };
         let component = &self.components[&matched.component];
+        // Spin hands the guest header values as strings and refuses the
+        // request before any guest code runs when one is not UTF-8: a 500
+        // with no body. So do we, so that tests see what production sees.
+        if let Some((name, _)) = req
+            .headers()
+            .iter()
+            .find(|(_, v)| std::str::from_utf8(v.as_bytes()).is_err())
+        {
+            tracing::error!(component = %matched.component, %method, %path, header = %name, status = 500, "request refused: a header value is not UTF-8 (as Spin does)");
+            return empty_response(StatusCode::INTERNAL_SERVER_ERROR);
+        }
         self.set_spin_headers(&mut req, &matched, client);
 
         let response = match self.run_component(component, req).await {
@@ -262,6 +276,9 @@ impl App {
             .and_then(|h| h.to_str().ok())
             .map(|h| format!("http://{h}"))
             .unwrap_or(origin);
+        // Transport information only; Spin removes it before the guest sees
+        // the request (it breaks guests that forward requests).
+        req.headers_mut().remove(http::header::CONNECTION);
         let path_and_query = req
             .uri()
             .path_and_query()
@@ -305,8 +322,13 @@ impl App {
                 .unwrap_or_else(|| "127.0.0.1:0".into()),
         );
         for (name, value) in &m.params {
+            // Spin's header for `:path_segment` is
+            // `spin-path-match-path-segment` (lowercase, `_` → `-`).
             set(
-                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                &format!(
+                    "spin-path-match-{}",
+                    name.to_ascii_lowercase().replace('_', "-")
+                ),
                 value,
             );
         }
@@ -398,6 +420,61 @@ fn add_spin_interfaces(linker: &mut Linker<RequestState>) -> Result<()> {
     wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     wasi::keyvalue::batch::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
+}
+
+/// Spin turns a core module (`wasm32-wasip1`, `wasm32-unknown-unknown`) into
+/// a component when it loads it; this host does not, so it says what to do
+/// instead of failing in the component parser.
+fn refuse_core_module(id: &str, source: &std::path::Path) -> Result<()> {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    let read = std::fs::File::open(source).and_then(|mut f| f.read_exact(&mut head));
+    if read.is_ok() && head == *b"\0asm\x01\0\0\0" {
+        bail!(
+            "component `{id}`: {} is a core wasm module, not a component. Spin converts \
+             modules when it loads them; this host does not: build for wasm32-wasip2, or \
+             convert it with `wasm-tools component new {} --adapt \
+             wasi_snapshot_preview1.reactor.wasm -o component.wasm`",
+            source.display(),
+            source.display()
+        );
+    }
+    Ok(())
+}
+
+/// Interfaces wasmtime's WASI links but this host does not serve the way
+/// Spin does (Spin checks sockets against `allowed_outbound_hosts`). A
+/// component that imports one fails at start-up, naming it, rather than at
+/// its first connection.
+const UNSERVED_IMPORTS: &[&str] = &["wasi:sockets/"];
+
+fn refuse_unserved_imports(id: &str, component: &Component, engine: &Engine) -> Result<()> {
+    let ty = component.component_type();
+    let unserved: Vec<&str> = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| UNSERVED_IMPORTS.iter().any(|p| name.starts_with(p)))
+        .collect();
+    if !unserved.is_empty() {
+        bail!(
+            "component `{id}` imports {}, which this host does not implement \
+             (Spin serves wasi:sockets under allowed_outbound_hosts): run it under Spin, \
+             or use wasi:http for outbound requests",
+            unserved.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// An answer with no body, as Spin gives when it refuses a request itself.
+fn empty_response(status: StatusCode) -> Response<HyperOutgoingBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp
 }
 
 pub fn text_response(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {

@@ -7,6 +7,32 @@ use crate::manifest::Manifest;
 use anyhow::{Context, Result, bail, ensure};
 use std::collections::BTreeMap;
 
+/// Spin's rule for variable names (`spin-expressions`' `Key`), checked in the
+/// manifest and before every lookup: lowercase letters, digits and single
+/// underscores, starting with a letter and not ending with `_`. The reason
+/// reads as Spin's.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let reason = if name.is_empty() {
+        "must not be empty".to_string()
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
+    {
+        format!(
+            "invalid character {c:?}. Variable names may contain only lower-case letters, numbers, and underscores."
+        )
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        "must start with a lowercase ASCII letter".to_string()
+    } else if !name.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+        "must end with a lowercase ASCII letter or digit".to_string()
+    } else if name.contains("__") {
+        "must not contain multiple consecutive underscores".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(format!("{name:?}: {reason}"))
+}
+
 /// Application variable names a template refers to (`{{ name }}`).
 pub fn template_references(template: &str) -> Result<Vec<String>> {
     Ok(parse_template(template)?
@@ -193,6 +219,25 @@ plain = "literal"
             "https://hello.example.com"
         );
         assert!(v.render("{{ nope }}").is_err());
+    }
+
+    #[test]
+    fn names_follow_spins_rule() {
+        for ok in ["a", "api_key", "a1", "x_2_y"] {
+            assert_eq!(validate_name(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("4invalidname", "start"),
+            ("_a", "start"),
+            ("a_", "end"),
+            ("a__b", "consecutive"),
+            ("ApiKey", "invalid character 'A'"),
+            ("a-b", "invalid character '-'"),
+        ] {
+            let e = validate_name(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

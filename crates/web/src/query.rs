@@ -8,13 +8,15 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
-                    out.push(v);
+            // Bytes, not a `str` slice: the two characters after `%` may
+            // be one multi-byte character, and a sign is not a hex digit.
+            b'%' if i + 2 < b.len() => match (hex_digit(b[i + 1]), hex_digit(b[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
                     i += 3;
                     continue;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             b'+' if plus => out.push(b' '),
             c => out.push(c),
@@ -22,6 +24,10 @@ pub fn percent_decode(s: &str, plus: bool) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters (safe
@@ -79,6 +85,13 @@ mod tests {
         assert_eq!(percent_decode("a+b", false), "a+b");
         assert_eq!(percent_decode("100%", false), "100%");
         assert_eq!(percent_decode("%zz", false), "%zz");
+        // A multi-byte character right after `%` (a panic once: the escape
+        // was read as a `str` slice) and signs are not escapes.
+        assert_eq!(percent_decode("a%éb", false), "a%éb");
+        assert_eq!(percent_decode("%é", false), "%é");
+        assert_eq!(percent_decode("%aé", false), "%aé");
+        assert_eq!(percent_decode("%+1%-1", false), "%+1%-1");
+        assert_eq!(percent_decode("%4a%4A", false), "JJ");
         assert_eq!(get("x=1&page=2&x=3", "x").as_deref(), Some("1"));
         assert_eq!(get("flag&y=", "flag").as_deref(), Some(""));
         assert_eq!(get("a=1", "b"), None);

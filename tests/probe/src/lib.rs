@@ -152,9 +152,11 @@ async fn route(
             Err(_) => text(404, "unset"),
         },
         ("Get", "headers") => {
+            // `spin-*` only, or every header with `?all=1`.
+            let all = param(query, "all").is_some();
             let spin: serde_json::Map<String, serde_json::Value> = headers
                 .iter()
-                .filter(|(k, _)| k.starts_with("spin-"))
+                .filter(|(k, _)| all || k.starts_with("spin-"))
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect();
             Response::builder()
