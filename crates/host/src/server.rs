@@ -104,6 +104,8 @@ impl App {
         let kv = KvDb::open(&kv_path)?;
 
         let mut components = HashMap::new();
+        // For `*.spin.internal` in allowed_outbound_hosts.
+        let component_ids: Vec<String> = manifest.components.keys().cloned().collect();
         for (id, decl) in &manifest.components {
             for label in &decl.key_value_stores {
                 if label != "default" {
@@ -152,8 +154,7 @@ impl App {
                         .iter()
                         .map(|h| Ok((variables.render(h)?, h.contains("{{"))))
                         .collect::<Result<Vec<_>>>()?;
-                    let ids: Vec<String> = manifest.components.keys().cloned().collect();
-                    OutboundPolicy::new(&hosts, &ids).with_context(|| {
+                    OutboundPolicy::new(&hosts, &component_ids).with_context(|| {
                         format!("component `{id}`: allowed_outbound_hosts is malformed")
                     })?
                 },
@@ -478,12 +479,10 @@ fn empty_response(status: StatusCode) -> Response<HyperOutgoingBody> {
 }
 
 pub fn text_response(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(|e| match e {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = status;
+    let mut resp = empty_response(status);
+    *resp.body_mut() = Full::new(Bytes::from_static(body.as_bytes()))
+        .map_err(|e| match e {})
+        .boxed_unsync();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
