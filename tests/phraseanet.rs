@@ -661,3 +661,137 @@ fn upload_side_auth_limits_ranges_and_acks() {
         405
     );
 }
+
+/// A DAM that counts the notifications it receives per commit, answers
+/// slowly (so attempts overlap with other requests) and fails the first
+/// `fail_first` of them with 503.
+struct Dam {
+    port: u16,
+    received: Arc<Mutex<Vec<String>>>,
+}
+
+fn dam(delay_ms: u64, fail_first: usize) -> Dam {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let seen = received.clone();
+    let port = http_server(move |req| {
+        if req.method != "POST" || req.path != "/api/v1/upload/enqueue" {
+            return (404, "text/plain", b"no".to_vec());
+        }
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        let n = {
+            let mut seen = seen.lock().unwrap();
+            seen.push(body["commit_id"].as_str().unwrap_or("").to_string());
+            seen.len()
+        };
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if n <= fail_first {
+            (503, "text/plain", b"busy".to_vec())
+        } else {
+            (202, "application/json", br#"{"id":"job"}"#.to_vec())
+        }
+    });
+    Dam { port, received }
+}
+
+/// An upload service pushing to `dam`; `replicas` hosts on one store.
+fn pushing_replicas(name: &str, dam: &Dam, replicas: usize) -> Vec<Host> {
+    let dir = temp_dir(name);
+    let target = format!("http://127.0.0.1:{}", dam.port);
+    (0..replicas)
+        .map(|_| {
+            HostConfig::new("spin.toml", &dir)
+                .var("upload_api_key", KEY)
+                .var("upload_push_url", &target)
+                .var("upload_push_host", &target)
+                .var("upload_push_retry_secs", "1")
+                .start()
+        })
+        .collect()
+}
+
+/// Ordinary requests to every replica, from several clients at once, for
+/// `secs` seconds: each runs the retry pass after its answer.
+fn busy_clients(hosts: &[Host], asset: &str, secs: u64) {
+    let urls: Vec<String> = hosts
+        .iter()
+        .map(|h| h.url(&format!("/assets/{asset}")))
+        .collect();
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let url = urls[i % urls.len()].clone();
+            s.spawn(move || {
+                let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+                while std::time::Instant::now() < end {
+                    let r = get_with(&url, &[bearer()]);
+                    assert_eq!(r.status, 200, "{}", r.text());
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn push_is_sent_once_per_attempt_under_concurrent_requests_and_replicas() {
+    // Delivered on the first attempt, which is in flight while 8 clients
+    // keep two replicas busy: one notification.
+    let dam_ok = dam(700, 0);
+    let hosts = pushing_replicas("push-once", &dam_ok, 2);
+    let asset = upload_raw(&hosts[0], b"once", "a.txt", "text/plain").json();
+    let asset = asset["id"].as_str().unwrap();
+    let c = commit(&hosts[0], &[asset]);
+    let cid = c["id"].as_str().unwrap();
+    busy_clients(&hosts, asset, 3);
+    let state = get_with(&hosts[1].url(&format!("/commits/{cid}")), &[bearer()]).json();
+    assert!(state["push"]["delivered_at"].is_u64(), "{state}");
+    assert_eq!(state["push"]["attempts"], 1, "{state}");
+    assert_eq!(*dam_ok.received.lock().unwrap(), vec![cid.to_string()]);
+
+    // The first attempt fails; after the 1 s backoff every busy request on
+    // both replicas finds the retry due, and one of them sends it.
+    let dam_flaky = dam(300, 1);
+    let hosts = pushing_replicas("push-retry-once", &dam_flaky, 2);
+    let asset = upload_raw(&hosts[1], b"retry", "b.txt", "text/plain").json();
+    let asset = asset["id"].as_str().unwrap();
+    let c = commit(&hosts[1], &[asset]);
+    let cid = c["id"].as_str().unwrap();
+    busy_clients(&hosts, asset, 4);
+    let state = get_with(&hosts[0].url(&format!("/commits/{cid}")), &[bearer()]).json();
+    assert!(state["push"]["delivered_at"].is_u64(), "{state}");
+    assert_eq!(state["push"]["attempts"], 2, "{state}");
+    assert_eq!(dam_flaky.received.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_scheduler_retries_pushes_on_an_idle_service() {
+    let dam = dam(0, 1);
+    let hosts = pushing_replicas("push-scheduler", &dam, 1);
+    let host = &hosts[0];
+    let asset = upload_raw(host, b"idle", "c.txt", "text/plain").json();
+    let c = commit(host, &[asset["id"].as_str().unwrap()]);
+    let cid = c["id"].as_str().unwrap();
+    let failed = wait_for(10, || {
+        let r = get_with(&host.url(&format!("/commits/{cid}")), &[bearer()]).json();
+        r["push"]["last_error"].is_string().then_some(r)
+    })
+    .expect("the first attempt fails");
+    assert_eq!(failed["push"]["attempts"], 1);
+    // The scheduler's call needs the API key (asked before the backoff is
+    // over: every request, refused or not, runs the small retry pass).
+    let r = send("POST", &host.url("/push/work"), &[], b"");
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Idle past the backoff: nothing retries by itself.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(dam.received.lock().unwrap().len(), 1);
+    let auth = bearer();
+    let r = send("POST", &host.url("/push/work"), &[(auth.0, &auth.1)], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"enabled": true, "attempted": 1, "delivered": 1, "failed": 0})
+    );
+    assert_eq!(dam.received.lock().unwrap().len(), 2);
+    // Nothing left to do: a second call sends nothing.
+    let r = send("POST", &host.url("/push/work"), &[(auth.0, &auth.1)], b"");
+    assert_eq!(r.json()["attempted"], 0);
+    assert_eq!(dam.received.lock().unwrap().len(), 2);
+}

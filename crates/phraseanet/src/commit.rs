@@ -3,7 +3,7 @@
 
 use crate::limits::Limits;
 use assetgate_catalog::{Catalog, Origin};
-use assetgate_store::{ErrorCode, Index, Kv, Records, Result, StoreError};
+use assetgate_store::{ErrorCode, Index, Kv, QueueConfig, Records, Result, StoreError};
 use assetgate_web::secret;
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +17,32 @@ const TOKEN_BYTES: usize = 24;
 /// Delivery of the push notification (`POST {target}/api/v1/upload/enqueue`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PushState {
+    /// Attempts started (each claimed before it is sent).
     pub attempts: u32,
     pub delivered_at: Option<u64>,
     pub last_error: Option<String>,
     pub next_attempt_at: Option<u64>,
     /// Retries exhausted; the commit stays pullable.
     pub gave_up: bool,
+    /// An attempt is being sent until then: nobody else may send. A sender
+    /// that died leaves it to expire, and the next one goes ahead.
+    #[serde(default)]
+    pub in_flight_until: Option<u64>,
+}
+
+impl PushState {
+    /// Whether an attempt may start at `now`.
+    pub fn due(&self, now: u64) -> bool {
+        self.delivered_at.is_none()
+            && !self.gave_up
+            && self.next_attempt_at.is_none_or(|t| t <= now)
+            && self.in_flight_until.is_none_or(|t| t <= now)
+    }
+
+    /// Nothing more will be sent.
+    pub fn settled(&self) -> bool {
+        self.delivered_at.is_some() || self.gave_up
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,13 +309,54 @@ impl<'a, K: Kv + ?Sized> Commits<'a, K> {
         Ok((out, total))
     }
 
-    /// Updates the push-notification state of a commit.
-    pub fn update_push(&self, id: &str, f: impl Fn(&mut PushState)) -> Result<PushState> {
+    /// Claims the next push attempt: `Some(attempt number)` when the caller
+    /// is the one to send it now; `None` when it is delivered, given up,
+    /// not due yet, or another sender's attempt is in flight. The claim is
+    /// a compare-and-swap of the commit, so of concurrent callers, on one
+    /// process or several, one wins.
+    /// `policy.lease_secs` must outlast one delivery request.
+    pub fn claim_push(&self, id: &str, now: u64, policy: &QueueConfig) -> Result<Option<u32>> {
         self.records().modify(id, |c: &mut Commit| {
-            let mut state = c.push.clone().unwrap_or_default();
-            f(&mut state);
-            c.push = Some(state.clone());
-            Ok(state)
+            let p = c.push.get_or_insert_with(PushState::default);
+            if !p.due(now) {
+                return Ok(None);
+            }
+            p.attempts += 1;
+            p.in_flight_until = Some(now + policy.lease_secs);
+            Ok(Some(p.attempts))
+        })
+    }
+
+    /// Records how a claimed attempt ended and schedules the next one.
+    pub fn finish_push(
+        &self,
+        id: &str,
+        outcome: std::result::Result<(), String>,
+        now: u64,
+        policy: &QueueConfig,
+    ) -> Result<PushState> {
+        self.records().modify(id, |c: &mut Commit| {
+            let p = c.push.get_or_insert_with(PushState::default);
+            p.in_flight_until = None;
+            match &outcome {
+                Ok(()) => {
+                    p.delivered_at = Some(now);
+                    p.last_error = None;
+                    p.next_attempt_at = None;
+                }
+                // A late failure never undoes a delivery another attempt made.
+                Err(_) if p.delivered_at.is_some() => {}
+                Err(e) => {
+                    p.last_error = Some(e.clone());
+                    if p.attempts >= policy.max_attempts {
+                        p.gave_up = true;
+                        p.next_attempt_at = None;
+                    } else {
+                        p.next_attempt_at = Some(now + policy.backoff(p.attempts));
+                    }
+                }
+            }
+            Ok(p.clone())
         })
     }
 }
@@ -393,6 +454,75 @@ mod tests {
             cat.get("a", 12).unwrap().expires_at,
             Some(10 + limits.acked_retention_secs)
         );
+    }
+
+    #[test]
+    fn one_push_attempt_per_window_and_every_attempt_recorded() {
+        let kv = MemoryKv::new();
+        let cat = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
+        let limits = Limits::default();
+        let commits = Commits::new(&kv, &cat, &limits);
+        upload(&cat, "a", b"a");
+        let c = commits
+            .create(vec!["a".into()], "pub", serde_json::json!({}), None, 0)
+            .unwrap();
+        let policy = QueueConfig {
+            lease_secs: 60,
+            max_attempts: 3,
+            backoff_base_secs: 10,
+            backoff_max_secs: 3600,
+        };
+        // The first caller sends; everyone else, while it is in flight, not.
+        assert_eq!(commits.claim_push(&c.id, 100, &policy).unwrap(), Some(1));
+        for t in [100, 101, 159] {
+            assert_eq!(commits.claim_push(&c.id, t, &policy).unwrap(), None);
+        }
+        // It failed: nobody retries before the backoff, one caller after.
+        let p = commits
+            .finish_push(&c.id, Err("503".into()), 102, &policy)
+            .unwrap();
+        assert_eq!((p.attempts, p.next_attempt_at), (1, Some(112)));
+        assert_eq!(commits.claim_push(&c.id, 111, &policy).unwrap(), None);
+        assert_eq!(commits.claim_push(&c.id, 112, &policy).unwrap(), Some(2));
+        assert_eq!(commits.claim_push(&c.id, 112, &policy).unwrap(), None);
+        // Its sender died: once the lease is over, the next caller retries.
+        assert_eq!(commits.claim_push(&c.id, 172, &policy).unwrap(), Some(3));
+        let p = commits.finish_push(&c.id, Ok(()), 173, &policy).unwrap();
+        assert_eq!((p.attempts, p.delivered_at), (3, Some(173)));
+        // The dead sender's late failure does not undo the delivery.
+        let p = commits
+            .finish_push(&c.id, Err("timeout".into()), 174, &policy)
+            .unwrap();
+        assert_eq!(p.delivered_at, Some(173));
+        assert_eq!(commits.claim_push(&c.id, 10_000, &policy).unwrap(), None);
+    }
+
+    #[test]
+    fn push_gives_up_after_the_last_attempt() {
+        let kv = MemoryKv::new();
+        let cat = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
+        let limits = Limits::default();
+        let commits = Commits::new(&kv, &cat, &limits);
+        upload(&cat, "a", b"a");
+        let c = commits
+            .create(vec!["a".into()], "pub", serde_json::json!({}), None, 0)
+            .unwrap();
+        let policy = QueueConfig {
+            lease_secs: 60,
+            max_attempts: 2,
+            backoff_base_secs: 1,
+            backoff_max_secs: 1,
+        };
+        let mut now = 0;
+        while let Some(n) = commits.claim_push(&c.id, now, &policy).unwrap() {
+            commits
+                .finish_push(&c.id, Err(format!("fail {n}")), now, &policy)
+                .unwrap();
+            now += 10;
+        }
+        let p = commits.get(&c.id).unwrap().push.unwrap();
+        assert_eq!((p.attempts, p.gave_up), (2, true));
+        assert_eq!(p.last_error.as_deref(), Some("fail 2"));
     }
 
     #[test]

@@ -20,6 +20,10 @@ use spin_sdk::http_component;
 
 /// Commits per page of the pull listing.
 const PER_PAGE: usize = 30;
+/// Due push retries attempted after each request…
+const PUSH_BUDGET_PER_REQUEST: usize = 2;
+/// …and per scheduler call (`POST /push/work`).
+const SCHEDULED_PUSH_BUDGET: usize = 50;
 
 pub struct Ctx {
     pub kv: SpinKv,
@@ -121,6 +125,21 @@ async fn route(req: &mut Req, ctx: &Ctx, out: ResponseOutparam) {
                 }
             })
             .await
+        }
+        // The scheduler's entry point: a pass over due push retries, so an
+        // idle service still retries (README "Push").
+        (["push", "work"], Method::Post) => {
+            if let Err(resp) = require_api_key(req) {
+                return resp.send(out).await;
+            }
+            let pass = push::retry_due(ctx, SCHEDULED_PUSH_BUDGET).await;
+            let body = serde_json::json!({
+                "enabled": ctx.push.is_some(),
+                "attempted": pass.attempted,
+                "delivered": pass.delivered,
+                "failed": pass.failed,
+            });
+            send_json(out, 200, &body).await
         }
         (["commits"], Method::Post) => {
             if let Err(resp) = require_api_key(req) {
@@ -391,5 +410,5 @@ async fn housekeeping(ctx: &Ctx) {
     let _ = ctx
         .blobs()
         .reclaim_stale(time::now(), ctx.settings.upload_reclaim_after_secs, 20);
-    push::retry_due(ctx).await;
+    push::retry_due(ctx, PUSH_BUDGET_PER_REQUEST).await;
 }

@@ -1,8 +1,11 @@
 //! Push mode: after a commit, `POST {upload_push_url}/api/v1/upload/enqueue`
 //! with `{assets, publisher, commit_id, token, base_url}` and
-//! `Authorization: <upload_push_auth_scheme> <upload_push_key>`. A failed
-//! delivery is recorded on the commit and retried with exponential backoff
-//! on later requests; the commit stays pullable whatever happens.
+//! `Authorization: <upload_push_auth_scheme> <upload_push_key>`. Each
+//! attempt is claimed on the commit before it is sent (a lease of
+//! `upload_push_lease_secs`), so concurrent requests, on one process or on
+//! several replicas, send it once. A failed delivery is recorded and retried
+//! with exponential backoff, after later requests or from the scheduler
+//! (`POST /push/work`); the commit stays pullable whatever happens.
 
 use crate::Ctx;
 use assetgate_catalog::Catalog;
@@ -14,8 +17,6 @@ use assetgate_web::time;
 use spin_sdk::http::Method;
 
 const PENDING: &str = "push-pending";
-/// Due retries attempted per request.
-const RETRY_BUDGET: usize = 2;
 
 pub struct PushConfig {
     url: String,
@@ -40,7 +41,7 @@ impl PushConfig {
                 max_attempts: n("upload_push_max_attempts", 8)? as u32,
                 backoff_base_secs: n("upload_push_retry_secs", 10)?,
                 backoff_max_secs: 3600,
-                ..QueueConfig::default()
+                lease_secs: n("upload_push_lease_secs", 60)?,
             },
         }))
     }
@@ -55,55 +56,83 @@ pub async fn notify(ctx: &Ctx, commit_id: &str) {
     attempt(ctx, cfg, commit_id).await;
 }
 
-/// Retries deliveries whose backoff has elapsed.
-pub async fn retry_due(ctx: &Ctx) {
-    let Some(cfg) = &ctx.push else { return };
-    let Ok(index) = Index::new(&ctx.kv, PENDING) else {
-        return;
-    };
-    let Ok(page) = index.page(None, 50) else {
-        return;
-    };
-    let catalog = Catalog::new(&ctx.kv, ctx.blobs());
-    let commits = Commits::new(&ctx.kv, &catalog, &ctx.limits);
-    let now = time::now();
-    let mut tried = 0;
-    for id in page.members {
-        let due = match commits.get(&id) {
-            Ok(c) => c
-                .push
-                .as_ref()
-                .and_then(|p| p.next_attempt_at)
-                .is_none_or(|t| t <= now),
-            Err(_) => {
-                let _ = index.remove(&id);
-                false
-            }
-        };
-        if due {
-            attempt(ctx, cfg, &id).await;
-            tried += 1;
-            if tried >= RETRY_BUDGET {
-                return;
-            }
-        }
-    }
+/// What a pass over the pending deliveries did.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub attempted: usize,
+    pub delivered: usize,
+    pub failed: usize,
 }
 
-async fn attempt(ctx: &Ctx, cfg: &PushConfig, commit_id: &str) {
+/// Retries deliveries whose backoff has elapsed, at most `budget` of them:
+/// a little after every request, more from the scheduler (`POST
+/// /push/work`), so an idle service still retries.
+pub async fn retry_due(ctx: &Ctx, budget: usize) -> Pass {
+    let mut pass = Pass::default();
+    let Some(cfg) = &ctx.push else { return pass };
+    let Ok(index) = Index::new(&ctx.kv, PENDING) else {
+        return pass;
+    };
     let catalog = Catalog::new(&ctx.kv, ctx.blobs());
     let commits = Commits::new(&ctx.kv, &catalog, &ctx.limits);
-    let Ok(commit) = commits.get(commit_id) else {
-        return;
-    };
-    if commit
-        .push
-        .as_ref()
-        .is_some_and(|p| p.delivered_at.is_some() || p.gave_up)
-    {
-        let _ = Index::new(&ctx.kv, PENDING).and_then(|i| i.remove(commit_id));
-        return;
+    let mut cursor = None;
+    loop {
+        let Ok(page) = index.page(cursor.clone(), 50) else {
+            return pass;
+        };
+        for id in &page.members {
+            let now = time::now();
+            // A read first: claiming writes, and most pending commits are
+            // waiting for their backoff.
+            let due = match commits.get(id) {
+                Ok(c) => c.push.as_ref().is_none_or(|p| p.due(now)),
+                Err(_) => {
+                    let _ = index.remove(id);
+                    continue;
+                }
+            };
+            if due && pass.attempted < budget {
+                match attempt(ctx, cfg, id).await {
+                    Some(true) => pass.delivered += 1,
+                    Some(false) => pass.failed += 1,
+                    None => continue,
+                }
+                pass.attempted += 1;
+            }
+        }
+        match page.next {
+            Some(next) if pass.attempted < budget => cursor = Some(next),
+            _ => break,
+        }
     }
+    pass
+}
+
+/// One claimed attempt: `Some(delivered?)`, or `None` when another sender
+/// holds the attempt or nothing is due.
+async fn attempt(ctx: &Ctx, cfg: &PushConfig, commit_id: &str) -> Option<bool> {
+    let catalog = Catalog::new(&ctx.kv, ctx.blobs());
+    let commits = Commits::new(&ctx.kv, &catalog, &ctx.limits);
+    let untrack = || {
+        let _ = Index::new(&ctx.kv, PENDING).and_then(|i| i.remove(commit_id));
+    };
+    let number = match commits.claim_push(commit_id, time::now(), &cfg.backoff) {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            if commits
+                .get(commit_id)
+                .is_ok_and(|c| c.push.is_some_and(|p| p.settled()))
+            {
+                untrack();
+            }
+            return None;
+        }
+        Err(e) => {
+            eprintln!("push: commit {commit_id}: cannot claim an attempt: {e}");
+            return None;
+        }
+    };
+    let commit = commits.get(commit_id).ok()?;
     let url = format!("{}/api/v1/upload/enqueue", cfg.url);
     let body = serde_json::json!({
         "assets": commit.assets,
@@ -120,30 +149,16 @@ async fn attempt(ctx: &Ctx, cfg: &PushConfig, commit_id: &str) {
         Ok(resp) => check_status(&url, resp.status()),
         Err(e) => Err(e),
     };
-    let now = time::now();
-    let backoff = cfg.backoff;
-    let state = commits.update_push(commit_id, |p| {
-        p.attempts += 1;
-        match &outcome {
-            Ok(()) => {
-                p.delivered_at = Some(now);
-                p.last_error = None;
-                p.next_attempt_at = None;
-            }
-            Err(e) => {
-                p.last_error = Some(e.to_string());
-                if p.attempts >= backoff.max_attempts {
-                    p.gave_up = true;
-                    p.next_attempt_at = None;
-                } else {
-                    p.next_attempt_at = Some(now + backoff.backoff(p.attempts));
-                }
-            }
-        }
-    });
+    let delivered = outcome.is_ok();
+    let state = commits.finish_push(
+        commit_id,
+        outcome.map_err(|e| e.to_string()),
+        time::now(),
+        &cfg.backoff,
+    );
     match state {
-        Ok(p) if p.delivered_at.is_some() || p.gave_up => {
-            let _ = Index::new(&ctx.kv, PENDING).and_then(|i| i.remove(commit_id));
+        Ok(p) if p.settled() => {
+            untrack();
             if p.gave_up {
                 eprintln!(
                     "push: commit {commit_id}: giving up after {} attempts: {:?}",
@@ -152,9 +167,10 @@ async fn attempt(ctx: &Ctx, cfg: &PushConfig, commit_id: &str) {
             }
         }
         Ok(p) => eprintln!(
-            "push: commit {commit_id}: attempt {} failed: {:?}",
-            p.attempts, p.last_error
+            "push: commit {commit_id}: attempt {number} failed: {:?}",
+            p.last_error
         ),
-        Err(e) => eprintln!("push: commit {commit_id}: cannot record the attempt: {e}"),
+        Err(e) => eprintln!("push: commit {commit_id}: cannot record attempt {number}: {e}"),
     }
+    Some(delivered)
 }
