@@ -642,9 +642,15 @@ fn upload_side_auth_limits_ranges_and_acks() {
         b"",
     );
     assert_eq!(r.status, 200);
+    // b was c2's only asset: acknowledging it acknowledges c2 (as
+    // Phraseanet's per-asset acks expect), so neither commit is listed.
     let listing = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
-    assert_eq!(listing["hydra:totalItems"], 1);
-    assert_eq!(listing["hydra:member"][0]["id"], c2["id"]);
+    assert_eq!(listing["hydra:totalItems"], 0);
+    let c2id = c2["id"].as_str().unwrap();
+    assert_eq!(
+        get_with(&host.url(&format!("/commits/{c2id}")), &[bearer()]).json()["acknowledged"],
+        true
+    );
     assert_eq!(
         get_with(&host.url("/commits?acknowledged=false&page=0"), &[bearer()]).status,
         400
@@ -674,7 +680,8 @@ fn dam(delay_ms: u64, fail_first: usize) -> Dam {
     let received = Arc::new(Mutex::new(Vec::new()));
     let seen = received.clone();
     let port = http_server(move |req| {
-        if req.method != "POST" || req.path != "/api/v1/upload/enqueue" {
+        // Phraseanet routes the path with its trailing slash only.
+        if req.method != "POST" || req.path != "/api/v1/upload/enqueue/" {
             return (404, "text/plain", b"no".to_vec());
         }
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
@@ -794,4 +801,112 @@ fn a_scheduler_retries_pushes_on_an_idle_service() {
     let r = send("POST", &host.url("/push/work"), &[(auth.0, &auth.1)], b"");
     assert_eq!(r.json()["attempted"], 0);
     assert_eq!(dam.received.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_phraseanet_like_worker_ingests_from_the_upload_service() {
+    // The DAM: Phraseanet's route (trailing slash) and `OAuth` tokens.
+    let notified: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let seen = notified.clone();
+    let dam_port = http_server(move |req| {
+        if req.method != "POST" || req.path != "/api/v1/upload/enqueue/" {
+            return (404, "text/plain", b"No route found".to_vec());
+        }
+        let auth = req.header("authorization").unwrap_or("").to_string();
+        seen.lock()
+            .unwrap()
+            .push((auth, serde_json::from_slice(&req.body).unwrap()));
+        (200, "application/json", b"{}".to_vec())
+    });
+    let dam = format!("http://127.0.0.1:{dam_port}");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = temp_dir("phraseanet-worker");
+    let host = HostConfig::new("spin.toml", &dir)
+        .listen(port)
+        .var("upload_api_key", KEY)
+        .var("upload_push_url", &dam)
+        .var("upload_push_host", &dam)
+        .var("upload_push_key", "dam-token")
+        .var("ingest_api_key", INGEST_KEY)
+        .var("ingest_allowed_base_urls", &base)
+        .var("ingest_outbound_host", &base)
+        .start();
+    let files = [data(5000, 7), data(9000, 8)];
+    let ids: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            upload_multipart(&host, f, &format!("p{i}.png"))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let c = commit(&host, &[&ids[0], &ids[1]]);
+    let cid = c["id"].as_str().unwrap();
+    let (auth, note) =
+        wait_for(10, || notified.lock().unwrap().first().cloned()).expect("the DAM was notified");
+    assert_eq!(auth, "OAuth dam-token");
+    assert_eq!(note["commit_id"], cid);
+    assert_eq!(note["base_url"], base);
+    let token = note["token"].as_str().unwrap().to_string();
+    let asset_token = [("authorization", format!("AssetToken {token}"))];
+
+    // Its pull worker reads `userId` as the publisher.
+    let listing = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
+    assert_eq!(listing["hydra:member"][0]["userId"], c["publisher"]);
+
+    // Its record worker: metadata, then the bytes from the metadata's `url`,
+    // then an ack per asset.
+    for (i, id) in ids.iter().enumerate() {
+        let meta = get_with(&format!("{base}/assets/{id}"), &asset_token).json();
+        let url = meta["url"].as_str().unwrap();
+        assert_eq!(url, format!("{base}/assets/{id}/download"));
+        let bytes = get_with(url, &asset_token);
+        assert_eq!(bytes.status, 200);
+        assert!(bytes.body == files[i], "asset {i} downloaded intact");
+        let r = send(
+            "POST",
+            &format!("{base}/assets/{id}/ack"),
+            &[
+                ("content-type", "application/json"),
+                (asset_token[0].0, &asset_token[0].1),
+            ],
+            br#"{"acknowledged":true}"#,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let state = get_with(&host.url(&format!("/commits/{cid}")), &[bearer()]).json();
+        let listed = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
+        if i == 0 {
+            // One asset of two: the commit is still to be taken.
+            assert_eq!(state["acknowledged"], false);
+            assert_eq!(listed["hydra:totalItems"], 1);
+        } else {
+            // Every asset acknowledged: so is the commit, out of the listing.
+            assert_eq!(state["acknowledged"], true);
+            assert_eq!(listed["hydra:totalItems"], 0);
+        }
+    }
+
+    // Our ingest side takes what real senders send: Phraseanet's path with
+    // its slash and the `OAuth` scheme, with the same key check.
+    let body =
+        serde_json::json!({"assets": [ids[0]], "publisher": "p", "token": token, "base_url": base});
+    let enqueue = |auth: &str| {
+        send(
+            "POST",
+            &host.url("/api/v1/upload/enqueue/"),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", auth),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    assert_eq!(enqueue("OAuth wrong-key").status, 401);
+    for scheme in ["OAuth", "Bearer", "ApiKey"] {
+        let r = enqueue(&format!("{scheme} {INGEST_KEY}"));
+        assert_eq!(r.status, 202, "{scheme}: {}", r.text());
+    }
 }

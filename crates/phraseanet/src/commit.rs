@@ -71,6 +71,8 @@ impl Commit {
             "token": self.token,
             "assets": self.assets,
             "publisher": self.publisher,
+            // What Phraseanet's pull worker reads as the publisher.
+            "userId": self.publisher,
             "formData": self.form_data,
             "notify": self.notify,
             "acknowledged": self.acknowledged,
@@ -289,9 +291,28 @@ impl<'a, K: Kv + ?Sized> Commits<'a, K> {
     }
 
     /// Acknowledges one asset; idempotent. Returns whether it changed.
+    /// Phraseanet's worker acknowledges asset by asset: when the last asset
+    /// of a commit is acknowledged, so is the commit, which then leaves the
+    /// pull listing (else every poll would enqueue it again).
     pub fn ack_asset(&self, asset: &str, now: u64) -> Result<bool> {
-        self.catalog.get(asset, now)?;
-        self.ack_asset_record(asset, now)
+        let record = self.catalog.get(asset, now)?;
+        let changed = self.ack_asset_record(asset, now)?;
+        if let Some(commit_id) = &record.commit {
+            let commit = self.get(commit_id)?;
+            let all_acked = !commit.acknowledged
+                && commit
+                    .assets
+                    .iter()
+                    .all(|a| match self.catalog.get(a, now) {
+                        Ok(x) => x.acknowledged,
+                        // An expired or removed asset needs no ack.
+                        Err(e) => e.code == ErrorCode::NotFound,
+                    });
+            if all_acked {
+                self.ack(commit_id, now)?;
+            }
+        }
+        Ok(changed)
     }
 
     /// Page `page` (1-based) of the unacknowledged commits, oldest first,

@@ -129,14 +129,21 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     }
 }
 
-/// `Authorization: <ingest_auth_scheme> <ingest_api_key>` when a key is
-/// configured (the scheme defaults to `ApiKey`, as push senders use).
+/// Schemes real push senders use: Phraseanet's uploader sends `OAuth`,
+/// others `ApiKey` or `Bearer`.
+const SENDER_SCHEMES: [&str; 3] = ["OAuth", "ApiKey", "Bearer"];
+
+/// `Authorization: <scheme> <ingest_api_key>` when a key is configured, the
+/// scheme being `ingest_auth_scheme` or one of [`SENDER_SCHEMES`].
 fn check_key(req: &Req) -> Result<(), (u16, &'static str)> {
     let Some(key) = var("ingest_api_key") else {
         return Ok(());
     };
-    let scheme = var("ingest_auth_scheme").unwrap_or_else(|| "ApiKey".into());
-    match req.auth(&scheme) {
+    let configured = var("ingest_auth_scheme").unwrap_or_else(|| "ApiKey".into());
+    let given = std::iter::once(configured.as_str())
+        .chain(SENDER_SCHEMES)
+        .find_map(|scheme| req.auth(scheme));
+    match given {
         Some(given) if secret::constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
         _ => Err((
             401,

@@ -75,13 +75,13 @@ async fn route(req: &mut Req, ctx: &Ctx, out: ResponseOutparam) {
                 return resp.send(out).await;
             }
             match receive::receive(req, ctx).await {
-                Ok(asset) => send_json(out, 201, &asset_json(&asset)).await,
+                Ok(asset) => send_json(out, 201, &asset_json(&asset, &ctx.base_url)).await,
                 Err(e) => send_error(out, &e).await,
             }
         }
         (["assets", id], Method::Get) => {
             with_asset_access(req, ctx, id, out, |asset, out| async move {
-                send_json(out, 200, &asset_json(&asset)).await
+                send_json(out, 200, &asset_json(&asset, &ctx.base_url)).await
             })
             .await
         }
@@ -308,9 +308,12 @@ async fn with_commit_access<F, Fut>(
 
 /// The reference's metadata shape, plus `hash` (hex SHA-256) and
 /// `acknowledged`.
-fn asset_json(a: &Asset) -> serde_json::Value {
+/// The reference's metadata, plus `hash`, `acknowledged` and `url` (the
+/// absolute download URL, which Phraseanet's record worker reads).
+fn asset_json(a: &Asset, base_url: &str) -> serde_json::Value {
     serde_json::json!({
         "id": a.id,
+        "url": format!("{base_url}/assets/{}/download", a.id),
         "size": a.size,
         "formData": a.form_data,
         "originalName": a.original_name,

@@ -1,4 +1,4 @@
-//! Push mode: after a commit, `POST {upload_push_url}/api/v1/upload/enqueue`
+//! Push mode: after a commit, `POST {upload_push_url}{upload_push_path}`
 //! with `{assets, publisher, commit_id, token, base_url}` and
 //! `Authorization: <upload_push_auth_scheme> <upload_push_key>`. Each
 //! attempt is claimed on the commit before it is sent (a lease of
@@ -19,6 +19,7 @@ use spin_sdk::http::Method;
 const PENDING: &str = "push-pending";
 
 pub struct PushConfig {
+    /// The whole enqueue URL: `upload_push_url` + `upload_push_path`.
     url: String,
     scheme: String,
     key: Option<String>,
@@ -34,8 +35,14 @@ impl PushConfig {
         };
         let n = |name: &str, default: u64| number(var(name), name, default, 1, u64::MAX);
         Ok(Some(PushConfig {
-            url: url.trim_end_matches('/').to_string(),
-            scheme: var("upload_push_auth_scheme").unwrap_or_else(|| "ApiKey".into()),
+            // Phraseanet routes the path with its trailing slash, and its
+            // API takes `OAuth` tokens: those are the defaults.
+            url: format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                var("upload_push_path").unwrap_or_else(|| "/api/v1/upload/enqueue/".into())
+            ),
+            scheme: var("upload_push_auth_scheme").unwrap_or_else(|| "OAuth".into()),
             key: var("upload_push_key"),
             backoff: QueueConfig {
                 max_attempts: n("upload_push_max_attempts", 8)? as u32,
@@ -133,7 +140,7 @@ async fn attempt(ctx: &Ctx, cfg: &PushConfig, commit_id: &str) -> Option<bool> {
         }
     };
     let commit = commits.get(commit_id).ok()?;
-    let url = format!("{}/api/v1/upload/enqueue", cfg.url);
+    let url = &cfg.url;
     let body = serde_json::json!({
         "assets": commit.assets,
         "publisher": commit.publisher,
@@ -145,8 +152,8 @@ async fn attempt(ctx: &Ctx, cfg: &PushConfig, commit_id: &str) -> Option<bool> {
     if let Some(key) = &cfg.key {
         headers.push(("authorization", format!("{} {key}", cfg.scheme)));
     }
-    let outcome = match fetch(Method::Post, &url, &headers, body.to_string().into_bytes()).await {
-        Ok(resp) => check_status(&url, resp.status()),
+    let outcome = match fetch(Method::Post, url, &headers, body.to_string().into_bytes()).await {
+        Ok(resp) => check_status(url, resp.status()),
         Err(e) => Err(e),
     };
     let delivered = outcome.is_ok();
