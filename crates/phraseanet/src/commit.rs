@@ -477,8 +477,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn one_push_attempt_per_window_and_every_attempt_recorded() {
+    /// Runs `f` on a store holding one commit of one asset.
+    fn with_one_commit(f: impl FnOnce(&Commits<MemoryKv>, &str)) {
         let kv = MemoryKv::new();
         let cat = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
         let limits = Limits::default();
@@ -487,63 +487,64 @@ mod tests {
         let c = commits
             .create(vec!["a".into()], "pub", serde_json::json!({}), None, 0)
             .unwrap();
-        let policy = QueueConfig {
-            lease_secs: 60,
-            max_attempts: 3,
-            backoff_base_secs: 10,
-            backoff_max_secs: 3600,
-        };
-        // The first caller sends; everyone else, while it is in flight, not.
-        assert_eq!(commits.claim_push(&c.id, 100, &policy).unwrap(), Some(1));
-        for t in [100, 101, 159] {
-            assert_eq!(commits.claim_push(&c.id, t, &policy).unwrap(), None);
-        }
-        // It failed: nobody retries before the backoff, one caller after.
-        let p = commits
-            .finish_push(&c.id, Err("503".into()), 102, &policy)
-            .unwrap();
-        assert_eq!((p.attempts, p.next_attempt_at), (1, Some(112)));
-        assert_eq!(commits.claim_push(&c.id, 111, &policy).unwrap(), None);
-        assert_eq!(commits.claim_push(&c.id, 112, &policy).unwrap(), Some(2));
-        assert_eq!(commits.claim_push(&c.id, 112, &policy).unwrap(), None);
-        // Its sender died: once the lease is over, the next caller retries.
-        assert_eq!(commits.claim_push(&c.id, 172, &policy).unwrap(), Some(3));
-        let p = commits.finish_push(&c.id, Ok(()), 173, &policy).unwrap();
-        assert_eq!((p.attempts, p.delivered_at), (3, Some(173)));
-        // The dead sender's late failure does not undo the delivery.
-        let p = commits
-            .finish_push(&c.id, Err("timeout".into()), 174, &policy)
-            .unwrap();
-        assert_eq!(p.delivered_at, Some(173));
-        assert_eq!(commits.claim_push(&c.id, 10_000, &policy).unwrap(), None);
+        f(&commits, &c.id);
+    }
+
+    #[test]
+    fn one_push_attempt_per_window_and_every_attempt_recorded() {
+        with_one_commit(|commits, id| {
+            let policy = QueueConfig {
+                lease_secs: 60,
+                max_attempts: 3,
+                backoff_base_secs: 10,
+                backoff_max_secs: 3600,
+            };
+            // The first caller sends; everyone else, while it is in flight, not.
+            assert_eq!(commits.claim_push(id, 100, &policy).unwrap(), Some(1));
+            for t in [100, 101, 159] {
+                assert_eq!(commits.claim_push(id, t, &policy).unwrap(), None);
+            }
+            // It failed: nobody retries before the backoff, one caller after.
+            let p = commits
+                .finish_push(id, Err("503".into()), 102, &policy)
+                .unwrap();
+            assert_eq!((p.attempts, p.next_attempt_at), (1, Some(112)));
+            assert_eq!(commits.claim_push(id, 111, &policy).unwrap(), None);
+            assert_eq!(commits.claim_push(id, 112, &policy).unwrap(), Some(2));
+            assert_eq!(commits.claim_push(id, 112, &policy).unwrap(), None);
+            // Its sender died: once the lease is over, the next caller retries.
+            assert_eq!(commits.claim_push(id, 172, &policy).unwrap(), Some(3));
+            let p = commits.finish_push(id, Ok(()), 173, &policy).unwrap();
+            assert_eq!((p.attempts, p.delivered_at), (3, Some(173)));
+            // The dead sender's late failure does not undo the delivery.
+            let p = commits
+                .finish_push(id, Err("timeout".into()), 174, &policy)
+                .unwrap();
+            assert_eq!(p.delivered_at, Some(173));
+            assert_eq!(commits.claim_push(id, 10_000, &policy).unwrap(), None);
+        });
     }
 
     #[test]
     fn push_gives_up_after_the_last_attempt() {
-        let kv = MemoryKv::new();
-        let cat = Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()));
-        let limits = Limits::default();
-        let commits = Commits::new(&kv, &cat, &limits);
-        upload(&cat, "a", b"a");
-        let c = commits
-            .create(vec!["a".into()], "pub", serde_json::json!({}), None, 0)
-            .unwrap();
-        let policy = QueueConfig {
-            lease_secs: 60,
-            max_attempts: 2,
-            backoff_base_secs: 1,
-            backoff_max_secs: 1,
-        };
-        let mut now = 0;
-        while let Some(n) = commits.claim_push(&c.id, now, &policy).unwrap() {
-            commits
-                .finish_push(&c.id, Err(format!("fail {n}")), now, &policy)
-                .unwrap();
-            now += 10;
-        }
-        let p = commits.get(&c.id).unwrap().push.unwrap();
-        assert_eq!((p.attempts, p.gave_up), (2, true));
-        assert_eq!(p.last_error.as_deref(), Some("fail 2"));
+        with_one_commit(|commits, id| {
+            let policy = QueueConfig {
+                lease_secs: 60,
+                max_attempts: 2,
+                backoff_base_secs: 1,
+                backoff_max_secs: 1,
+            };
+            let mut now = 0;
+            while let Some(n) = commits.claim_push(id, now, &policy).unwrap() {
+                commits
+                    .finish_push(id, Err(format!("fail {n}")), now, &policy)
+                    .unwrap();
+                now += 10;
+            }
+            let p = commits.get(id).unwrap().push.unwrap();
+            assert_eq!((p.attempts, p.gave_up), (2, true));
+            assert_eq!(p.last_error.as_deref(), Some("fail 2"));
+        });
     }
 
     #[test]
