@@ -20,10 +20,16 @@ use spin_sdk::http_component;
 
 /// Commits per page of the pull listing.
 const PER_PAGE: usize = 30;
-/// Due push retries attempted after each request…
-const PUSH_BUDGET_PER_REQUEST: usize = 2;
+/// Push retries after each request (a page of pending commits read)…
+const PUSH_BUDGET_PER_REQUEST: push::Budget = push::Budget {
+    attempts: 2,
+    examined: 50,
+};
 /// …and per scheduler call (`POST /push/work`).
-const SCHEDULED_PUSH_BUDGET: usize = 50;
+const SCHEDULED_PUSH_BUDGET: push::Budget = push::Budget {
+    attempts: 50,
+    examined: 5000,
+};
 
 pub struct Ctx {
     pub kv: SpinKv,

@@ -71,10 +71,18 @@ pub struct Pass {
     pub failed: usize,
 }
 
-/// Retries deliveries whose backoff has elapsed, at most `budget` of them:
-/// a little after every request, more from the scheduler (`POST
-/// /push/work`), so an idle service still retries.
-pub async fn retry_due(ctx: &Ctx, budget: usize) -> Pass {
+/// How much one pass may do.
+pub struct Budget {
+    /// Attempts sent.
+    pub attempts: usize,
+    /// Pending commits read (most wait for their backoff).
+    pub examined: usize,
+}
+
+/// Retries deliveries whose backoff has elapsed: a little after every
+/// request, more from the scheduler (`POST /push/work`), so an idle service
+/// still retries.
+pub async fn retry_due(ctx: &Ctx, budget: Budget) -> Pass {
     let mut pass = Pass::default();
     let Some(cfg) = &ctx.push else { return pass };
     let Ok(index) = Index::new(&ctx.kv, PENDING) else {
@@ -83,11 +91,13 @@ pub async fn retry_due(ctx: &Ctx, budget: usize) -> Pass {
     let catalog = Catalog::new(&ctx.kv, ctx.blobs());
     let commits = Commits::new(&ctx.kv, &catalog, &ctx.limits);
     let mut cursor = None;
+    let mut examined = 0;
     loop {
         let Ok(page) = index.page(cursor.clone(), 50) else {
             return pass;
         };
         for id in &page.members {
+            examined += 1;
             let now = time::now();
             // A read first: claiming writes, and most pending commits are
             // waiting for their backoff.
@@ -98,7 +108,7 @@ pub async fn retry_due(ctx: &Ctx, budget: usize) -> Pass {
                     continue;
                 }
             };
-            if due && pass.attempted < budget {
+            if due && pass.attempted < budget.attempts {
                 match attempt(ctx, cfg, id).await {
                     Some(true) => pass.delivered += 1,
                     Some(false) => pass.failed += 1,
@@ -108,7 +118,9 @@ pub async fn retry_due(ctx: &Ctx, budget: usize) -> Pass {
             }
         }
         match page.next {
-            Some(next) if pass.attempted < budget => cursor = Some(next),
+            Some(next) if pass.attempted < budget.attempts && examined < budget.examined => {
+                cursor = Some(next)
+            }
             _ => break,
         }
     }
