@@ -94,8 +94,19 @@ fn get_with(url: &str, headers: &[(&'static str, String)]) -> Reply {
     send("GET", url, &with(headers), &[])
 }
 
-fn job_id(base_url: &str, commit_id: &str) -> String {
-    assetgate_web::secret::digest_parts(&[base_url, commit_id])[..32].to_string()
+/// The ingest job of a commit: its identity is the upload service, the
+/// commit's token and its assets (see `assetgate_phraseanet::ingest::job_id`).
+fn job_id(base_url: &str, commit: &serde_json::Value) -> String {
+    let mut assets: Vec<&str> = commit["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assets.sort_unstable();
+    let mut parts = vec![base_url, commit["token"].as_str().unwrap()];
+    parts.extend(assets);
+    assetgate_web::secret::digest_parts(&parts)[..32].to_string()
 }
 
 fn wait_job(host: &Host, id: &str, done: &[&str]) -> serde_json::Value {
@@ -193,12 +204,95 @@ fn push_mode_upload_commit_enqueue_pull_store_ack() {
     let acked =
         acked.unwrap_or_else(|| panic!("commit never acknowledged; logs:\n{}", host.logs()));
     assert!(acked["push"]["delivered_at"].is_u64(), "{}", acked["push"]);
-    let job = wait_job(&host, &job_id(&base, cid), &["done"]);
+    let job = wait_job(&host, &job_id(&base, &c), &["done"]);
     assert_eq!(job["acknowledged"], true);
     assert_ingested(&host, &job, &[&one, &two]);
     // Acknowledged commits leave the pull listing.
     let listing = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
     assert_eq!(listing["hydra:totalItems"], 0);
+}
+
+#[test]
+fn push_without_commit_id_and_pull_of_the_same_commit_ingest_once() {
+    // A sender pushes the reference's body (no `commit_id`); the job takes
+    // the assets in but cannot acknowledge the commit. Later the pull sees
+    // the commit, still listed: the same job, nothing downloaded again, and
+    // now the commit is acknowledged.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = temp_dir("push-and-pull");
+    let config = |pull: bool| {
+        let mut cfg = HostConfig::new("spin.toml", &dir)
+            .listen(port)
+            .var("upload_api_key", KEY)
+            .var("ingest_api_key", INGEST_KEY)
+            .var("ingest_allowed_base_urls", &base)
+            .var("ingest_outbound_host", &base);
+        if pull {
+            cfg = cfg
+                .var("ingest_pull_url", &base)
+                .var("ingest_pull_key", KEY);
+        }
+        cfg
+    };
+    let host = config(false).start();
+    let files = [data(40_000, 11), data(20_000, 12)];
+    let ids: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            upload_multipart(&host, f, &format!("d{i}.png"))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let c = commit(&host, &[&ids[0], &ids[1]]);
+    let cid = c["id"].as_str().unwrap();
+    let pushed = serde_json::json!({
+        "assets": [ids[1], ids[0]],
+        "publisher": c["publisher"],
+        "token": c["token"],
+        "base_url": base,
+    });
+    let r = enqueue(&host, pushed);
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["id"], job_id(&base, &c));
+    let pushed_job = wait_job(&host, &job_id(&base, &c), &["done"]);
+    assert_eq!(pushed_job["acknowledged"], false);
+    // The job keeps the order of the notification that made it.
+    assert_ingested(&host, &pushed_job, &[&files[1], &files[0]]);
+    let listed = get_with(&host.url("/commits?acknowledged=false"), &[bearer()]).json();
+    assert_eq!(listed["hydra:totalItems"], 1);
+    host.stop();
+
+    let host = config(true).start();
+    let r = send(
+        "POST",
+        &host.url("/api/v1/upload/poll"),
+        &with(&[ingest_auth()]),
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["enqueued"],
+        0,
+        "the pulled commit is the pushed job"
+    );
+    let acked = wait_for(20, || {
+        let r = get_with(&host.url(&format!("/commits/{cid}")), &[bearer()]).json();
+        (r["acknowledged"] == true).then_some(r)
+    });
+    assert!(
+        acked.is_some(),
+        "commit never acknowledged:\n{}",
+        host.logs()
+    );
+    let job = wait_job(&host, &job_id(&base, &c), &["done"]);
+    assert_eq!(job["acknowledged"], true, "{job}");
+    assert_eq!(job["commit_id"], cid);
+    // Nothing was taken in twice: the same local assets.
+    assert_eq!(job["assets"], pushed_job["assets"]);
 }
 
 #[test]
@@ -232,7 +326,7 @@ fn pull_mode_poll_enqueues_each_commit_once() {
     );
     assert_eq!(r.json()["enqueued"], 0, "a commit is never enqueued twice");
 
-    let job = wait_job(&host, &job_id(&base, cid), &["done"]);
+    let job = wait_job(&host, &job_id(&base, &c), &["done"]);
     assert_ingested(&host, &job, &[&one]);
     let r = get_with(&host.url(&format!("/commits/{cid}")), &[bearer()]);
     assert_eq!(r.json()["acknowledged"], true);

@@ -85,6 +85,21 @@ fn remote_id_ok(id: &str) -> bool {
         && id != ".."
 }
 
+/// A job is a commit's assets, as one upload service names them with the
+/// commit's token (both are the commit's alone), whatever else the
+/// notification says: a push with or without `commit_id`, a replay and a
+/// pull of the same commit are one job, and nothing is ingested twice. A
+/// notification with another token is another job (a sender that corrects a
+/// wrong token is not stuck with the failed one).
+pub fn job_id(base_url: &str, token: &str, assets: &[String]) -> String {
+    let mut ids: Vec<&str> = assets.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut parts = vec![base_url, token];
+    parts.extend(ids);
+    secret::digest_parts(&parts)[..32].to_string()
+}
+
 /// A validated notification.
 #[derive(Debug, Clone)]
 pub struct ValidRequest {
@@ -151,15 +166,7 @@ impl EnqueueRequest {
                 "base_url `{base_url}` is not in ingest_allowed_base_urls"
             )));
         }
-        let mut parts: Vec<&str> = vec![&base_url];
-        match &self.commit_id {
-            Some(c) => parts.push(c),
-            None => {
-                parts.push(&self.token);
-                parts.extend(self.assets.iter().map(String::as_str));
-            }
-        }
-        let job_id = secret::digest_parts(&parts)[..32].to_string();
+        let job_id = job_id(&base_url, &self.token, &self.assets);
         Ok(ValidRequest {
             assets: self.assets,
             publisher: self.publisher,
@@ -346,8 +353,17 @@ mod tests {
             a.job_id, b.job_id,
             "a replayed notification is the same job"
         );
+        // Identity is the assets: with or without a commit id, in any
+        // order, the same job; other assets, another job.
+        let mut same = req(Some("https://u.example"));
+        same.commit_id = None;
+        same.assets.reverse();
+        assert_eq!(same.validate(None, &allowed, 10).unwrap().job_id, a.job_id);
         let mut other = req(Some("https://u.example"));
-        other.commit_id = Some("c2".into());
+        other.assets.pop();
+        assert_ne!(other.validate(None, &allowed, 10).unwrap().job_id, a.job_id);
+        let mut other = req(Some("https://u.example"));
+        other.token = "another".into();
         assert_ne!(other.validate(None, &allowed, 10).unwrap().job_id, a.job_id);
         let mut bad = req(Some("https://u.example"));
         bad.assets = vec!["../etc".into()];

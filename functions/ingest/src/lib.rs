@@ -11,7 +11,9 @@ mod worker;
 use assetgate_component::{
     Req, send_error, send_json, send_method_not_allowed, send_not_found, send_status, var,
 };
-use assetgate_phraseanet::ingest::{AllowedBaseUrls, EnqueueRequest, IngestJob, ValidRequest};
+use assetgate_phraseanet::ingest::{
+    AllowedBaseUrls, EnqueueRequest, IngestJob, JobStatus, ValidRequest,
+};
 use assetgate_store::settings::number;
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{ErrorCode, Queue, QueueConfig, Records, StoreError, StoreSettings};
@@ -78,14 +80,16 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let work_after = match (tail.as_slice(), req.method.clone()) {
         (["enqueue"], Method::Post) => {
             match enqueue(&mut req, &ctx).await {
-                Ok((job, created)) => {
-                    let status = 202;
+                Ok(p) => {
                     send_json(
                         out,
-                        status,
-                        &serde_json::json!({ "id": job, "created": created }),
+                        202,
+                        &serde_json::json!({ "id": p.id, "created": p.created }),
                     )
                     .await;
+                    if p.needs_ack {
+                        worker::acknowledge_late(&ctx, &p.id).await;
+                    }
                 }
                 Err(e) => {
                     send_error(out, &e).await;
@@ -154,7 +158,7 @@ fn check_key(req: &Req) -> Result<(), (u16, &'static str)> {
 
 /// Validates and persists the job before anything is answered. A replayed
 /// notification maps to the same job (`created: false`).
-async fn enqueue(req: &mut Req, ctx: &Ctx) -> Result<(String, bool), StoreError> {
+async fn enqueue(req: &mut Req, ctx: &Ctx) -> Result<Persisted, StoreError> {
     let body = req.read_body(256 * 1024).await?;
     let parsed: EnqueueRequest = serde_json::from_slice(&body)
         .map_err(|e| StoreError::invalid(format!("invalid enqueue body: {e}")))?;
@@ -166,7 +170,16 @@ async fn enqueue(req: &mut Req, ctx: &Ctx) -> Result<(String, bool), StoreError>
     persist(ctx, &valid)
 }
 
-pub fn persist(ctx: &Ctx, valid: &ValidRequest) -> Result<(String, bool), StoreError> {
+/// What persisting a notification did.
+pub struct Persisted {
+    pub id: String,
+    pub created: bool,
+    /// The job had finished without the commit's id, which this
+    /// notification brought: the commit is still to be acknowledged.
+    pub needs_ack: bool,
+}
+
+pub fn persist(ctx: &Ctx, valid: &ValidRequest) -> Result<Persisted, StoreError> {
     let now = time::now();
     let job = IngestJob::new(valid, now);
     let created = match ctx.jobs().create(&job.id, &job) {
@@ -174,10 +187,26 @@ pub fn persist(ctx: &Ctx, valid: &ValidRequest) -> Result<(String, bool), StoreE
         Err(e) if e.code == ErrorCode::Conflict => false,
         Err(e) => return Err(e),
     };
+    // The same assets came again (a push without `commit_id`, then a pull
+    // with it): one job, which learns the commit to acknowledge.
+    let mut needs_ack = false;
+    if !created && let Some(commit) = &valid.commit_id {
+        needs_ack = ctx.jobs().modify(&job.id, |j: &mut IngestJob| {
+            if j.commit_id.is_none() {
+                j.commit_id = Some(commit.clone());
+                j.updated_at = now;
+            }
+            Ok(j.status == JobStatus::Done && !j.acknowledged)
+        })?;
+    }
     match ctx.queue()?.enqueue(&job.id, job.id.clone(), now) {
         Ok(()) => {}
         Err(e) if e.code == ErrorCode::Conflict => {}
         Err(e) => return Err(e),
     }
-    Ok((job.id, created))
+    Ok(Persisted {
+        id: job.id,
+        created,
+        needs_ack,
+    })
 }

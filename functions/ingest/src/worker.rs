@@ -114,13 +114,7 @@ async fn process(ctx: &Ctx, id: &str, lease: &str, attempt: u32) {
         return finish(ctx, id, lease, JobStatus::Failed, Some(reason), false);
     }
     if let Some(commit) = &job.commit_id {
-        let url = format!("{}/commits/{commit}/ack", job.base_url);
-        let auth = [("authorization", format!("AssetToken {}", job.token))];
-        let acked = match fetch(Method::Post, &url, &auth, Vec::new()).await {
-            Ok(resp) => check_status(&url, resp.status()),
-            Err(e) => Err(e),
-        };
-        match acked {
+        match post_ack(&job, commit).await {
             Ok(()) => {}
             Err(FetchError::Transient(m)) => {
                 return retry_later(ctx, id, lease, &format!("acknowledgement: {m}"));
@@ -369,6 +363,37 @@ async fn publisher_info(ctx: &Ctx, job: &IngestJob) {
     });
 }
 
+/// `POST {base_url}/commits/{commit}/ack` with the job's AssetToken.
+async fn post_ack(job: &IngestJob, commit: &str) -> Result<(), FetchError> {
+    let url = format!("{}/commits/{commit}/ack", job.base_url);
+    let auth = [("authorization", format!("AssetToken {}", job.token))];
+    match fetch(Method::Post, &url, &auth, Vec::new()).await {
+        Ok(resp) => check_status(&url, resp.status()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Acknowledges the commit of a job that finished before it knew the
+/// commit's id (a notification without `commit_id`, the same assets pulled
+/// later). A failure is logged and left: the commit stays listed, so the
+/// next poll tries again.
+pub async fn acknowledge_late(ctx: &Ctx, id: &str) {
+    let Ok(job) = ctx.jobs().get::<IngestJob>(id).map(|v| v.value) else {
+        return;
+    };
+    let Some(commit) = job.commit_id.as_deref().filter(|_| !job.acknowledged) else {
+        return;
+    };
+    match post_ack(&job, commit).await {
+        Ok(()) => {
+            if let Err(e) = update(ctx, id, |j| j.acknowledged = true) {
+                eprintln!("ingest {id}: cannot record the acknowledgement: {e}");
+            }
+        }
+        Err(e) => eprintln!("ingest {id}: late acknowledgement of {commit} failed: {e:?}"),
+    }
+}
+
 /// Pull mode: reads the configured upload service's unacknowledged commits
 /// and makes each unseen one a job.
 pub async fn poll(ctx: &Ctx) -> Result<serde_json::Value, StoreError> {
@@ -415,8 +440,12 @@ pub async fn poll(ctx: &Ctx) -> Result<serde_json::Value, StoreError> {
                 .validate(None, &ctx.allowed, ctx.max_assets)
                 .and_then(|v| persist(ctx, &v))
             {
-                Ok((_, true)) => created += 1,
-                Ok((_, false)) => {}
+                Ok(p) => {
+                    created += usize::from(p.created);
+                    if p.needs_ack {
+                        acknowledge_late(ctx, &p.id).await;
+                    }
+                }
                 Err(e) => eprintln!("poll: skipping commit {:?}: {e}", m["id"]),
             }
         }
