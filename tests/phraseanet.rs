@@ -90,6 +90,23 @@ fn commit(host: &Host, assets: &[&str]) -> serde_json::Value {
     r.json()
 }
 
+/// Uploads each file, then commits them all: their ids and the commit.
+fn upload_and_commit(host: &Host, files: &[Vec<u8>]) -> (Vec<String>, serde_json::Value) {
+    let ids: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            upload_multipart(host, f, &format!("f{i}.png"))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let c = commit(host, &refs);
+    (ids, c)
+}
+
 fn get_with(url: &str, headers: &[(&'static str, String)]) -> Reply {
     send("GET", url, &with(headers), &[])
 }
@@ -237,17 +254,7 @@ fn push_without_commit_id_and_pull_of_the_same_commit_ingest_once() {
     };
     let host = config(false).start();
     let files = [data(40_000, 11), data(20_000, 12)];
-    let ids: Vec<String> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            upload_multipart(&host, f, &format!("d{i}.png"))["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let c = commit(&host, &[&ids[0], &ids[1]]);
+    let (ids, c) = upload_and_commit(&host, &files);
     let cid = c["id"].as_str().unwrap();
     let pushed = serde_json::json!({
         "assets": [ids[1], ids[0]],
@@ -927,17 +934,7 @@ fn a_phraseanet_like_worker_ingests_from_the_upload_service() {
         .var("ingest_outbound_host", &base)
         .start();
     let files = [data(5000, 7), data(9000, 8)];
-    let ids: Vec<String> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            upload_multipart(&host, f, &format!("p{i}.png"))["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let c = commit(&host, &[&ids[0], &ids[1]]);
+    let (ids, c) = upload_and_commit(&host, &files);
     let cid = c["id"].as_str().unwrap();
     let (auth, note) =
         wait_for(10, || notified.lock().unwrap().first().cloned()).expect("the DAM was notified");
