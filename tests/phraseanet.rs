@@ -838,32 +838,35 @@ fn busy_clients(hosts: &[Host], asset: &str, secs: u64) {
     });
 }
 
+/// Commits one asset on two replicas pushing to `dam`, keeps them busy for
+/// `secs` seconds, and returns the commit as the other replica then sees it.
+fn push_under_load(name: &str, dam: &Dam, secs: u64) -> serde_json::Value {
+    let hosts = pushing_replicas(name, dam, 2);
+    let asset = upload_raw(&hosts[0], name.as_bytes(), "a.txt", "text/plain").json();
+    let asset = asset["id"].as_str().unwrap();
+    let c = commit(&hosts[1], &[asset]);
+    busy_clients(&hosts, asset, secs);
+    let cid = c["id"].as_str().unwrap();
+    get_with(&hosts[0].url(&format!("/commits/{cid}")), &[bearer()]).json()
+}
+
 #[test]
 fn push_is_sent_once_per_attempt_under_concurrent_requests_and_replicas() {
     // Delivered on the first attempt, which is in flight while 8 clients
     // keep two replicas busy: one notification.
     let dam_ok = dam(700, 0);
-    let hosts = pushing_replicas("push-once", &dam_ok, 2);
-    let asset = upload_raw(&hosts[0], b"once", "a.txt", "text/plain").json();
-    let asset = asset["id"].as_str().unwrap();
-    let c = commit(&hosts[0], &[asset]);
-    let cid = c["id"].as_str().unwrap();
-    busy_clients(&hosts, asset, 3);
-    let state = get_with(&hosts[1].url(&format!("/commits/{cid}")), &[bearer()]).json();
+    let state = push_under_load("push-once", &dam_ok, 3);
     assert!(state["push"]["delivered_at"].is_u64(), "{state}");
     assert_eq!(state["push"]["attempts"], 1, "{state}");
-    assert_eq!(*dam_ok.received.lock().unwrap(), vec![cid.to_string()]);
+    assert_eq!(
+        *dam_ok.received.lock().unwrap(),
+        vec![state["id"].as_str().unwrap().to_string()]
+    );
 
     // The first attempt fails; after the 1 s backoff every busy request on
     // both replicas finds the retry due, and one of them sends it.
     let dam_flaky = dam(300, 1);
-    let hosts = pushing_replicas("push-retry-once", &dam_flaky, 2);
-    let asset = upload_raw(&hosts[1], b"retry", "b.txt", "text/plain").json();
-    let asset = asset["id"].as_str().unwrap();
-    let c = commit(&hosts[1], &[asset]);
-    let cid = c["id"].as_str().unwrap();
-    busy_clients(&hosts, asset, 4);
-    let state = get_with(&hosts[0].url(&format!("/commits/{cid}")), &[bearer()]).json();
+    let state = push_under_load("push-retry-once", &dam_flaky, 4);
     assert!(state["push"]["delivered_at"].is_u64(), "{state}");
     assert_eq!(state["push"]["attempts"], 2, "{state}");
     assert_eq!(dam_flaky.received.lock().unwrap().len(), 2);

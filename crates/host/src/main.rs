@@ -122,9 +122,8 @@ async fn run(cli: Cli) -> Result<()> {
     let app = server::App::load(&manifest, &options)?;
     app.set_origin(addr);
 
-    tracing::info!(app = %app.name, version = %app.version, "application loaded");
-    // Spin prints the same banner; the end-to-end tests read the address
-    // from it when they ask for port 0.
+    // Spin prints the same banner, first; the end-to-end tests read the
+    // address from it when they ask for port 0.
     println!("Serving http://{addr}");
     println!("Available Routes:");
     for t in &manifest.triggers {
@@ -141,6 +140,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
     use std::io::Write;
     std::io::stdout().flush()?;
+    tracing::info!(app = %app.name, version = %app.version, "application loaded");
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
