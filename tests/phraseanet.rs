@@ -274,12 +274,7 @@ fn push_without_commit_id_and_pull_of_the_same_commit_ingest_once() {
     host.stop();
 
     let host = config(true).start();
-    let r = send(
-        "POST",
-        &host.url("/api/v1/upload/poll"),
-        &with(&[ingest_auth()]),
-        b"",
-    );
+    let r = poll(&host);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["enqueued"],
@@ -317,20 +312,10 @@ fn pull_mode_poll_enqueues_each_commit_once() {
     assert_eq!(member["token"], c["token"]);
     assert_eq!(member["base_url"], base);
 
-    let r = send(
-        "POST",
-        &host.url("/api/v1/upload/poll"),
-        &with(&[ingest_auth()]),
-        b"",
-    );
+    let r = poll(&host);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["enqueued"], 1);
-    let r = send(
-        "POST",
-        &host.url("/api/v1/upload/poll"),
-        &with(&[ingest_auth()]),
-        b"",
-    );
+    let r = poll(&host);
     assert_eq!(r.json()["enqueued"], 0, "a commit is never enqueued twice");
 
     let job = wait_job(&host, &job_id(&base, &c), &["done"]);
@@ -386,6 +371,16 @@ fn foreign_service(state: Arc<Mutex<Foreign>>) -> u16 {
             _ => (404, json, b"{}".to_vec()),
         }
     })
+}
+
+/// `POST /api/v1/upload/poll`, as the DAM's scheduler calls it.
+fn poll(host: &Host) -> Reply {
+    send(
+        "POST",
+        &host.url("/api/v1/upload/poll"),
+        &with(&[ingest_auth()]),
+        b"",
+    )
 }
 
 fn enqueue(host: &Host, body: serde_json::Value) -> Reply {

@@ -189,15 +189,21 @@ pub fn persist(ctx: &Ctx, valid: &ValidRequest) -> Result<Persisted, StoreError>
     };
     // The same assets came again (a push without `commit_id`, then a pull
     // with it): one job, which learns the commit to acknowledge.
+    // Read first: every poll meets every listed commit's job again, and
+    // only the first notification with the commit's id has to write.
     let mut needs_ack = false;
     if !created && let Some(commit) = &valid.commit_id {
-        needs_ack = ctx.jobs().modify(&job.id, |j: &mut IngestJob| {
-            if j.commit_id.is_none() {
-                j.commit_id = Some(commit.clone());
-                j.updated_at = now;
-            }
-            Ok(j.status == JobStatus::Done && !j.acknowledged)
-        })?;
+        let mut stored: IngestJob = ctx.jobs().get(&job.id)?.value;
+        if stored.commit_id.is_none() {
+            stored = ctx.jobs().modify(&job.id, |j: &mut IngestJob| {
+                if j.commit_id.is_none() {
+                    j.commit_id = Some(commit.clone());
+                    j.updated_at = now;
+                }
+                Ok(j.clone())
+            })?;
+        }
+        needs_ack = stored.status == JobStatus::Done && !stored.acknowledged;
     }
     match ctx.queue()?.enqueue(&job.id, job.id.clone(), now) {
         Ok(()) => {}
