@@ -46,8 +46,8 @@ fn status_component_serves_name_version_and_storage() {
     let j = r.json();
     assert_eq!(j["name"], "assetgate");
     assert_eq!(j["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(j["storage"]["key_value"]["label"], "default");
-    assert_eq!(j["storage"]["key_value"]["ok"], true);
+    assert_eq!(j["storage"]["backend"], "key-value");
+    assert_eq!(j["storage"]["ok"], true);
     assert_eq!(j["limits"]["blob_chunk_size"], 1 << 20);
     assert_eq!(j["limits"]["blob_max_size"], 8u64 << 30);
     let r = send("POST", &host.url("/status"), &[], b"x");

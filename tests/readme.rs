@@ -173,6 +173,7 @@ fn readme_examples_run_as_written_against_the_development_credentials() {
         assert!(
             block.contains("scripts/up")
                 || block.contains("scripts/test")
+                || block.contains("assetgate-host ")
                 || block.contains("spin "),
             "a skipped block that could run:\n{block}"
         );

@@ -5,6 +5,8 @@
 //! assetgate-host`) before `cargo test` on its own.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,15 +67,50 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether the protocol suites run as the edge platforms would run them:
+/// `ASSETGATE_E2E_PROFILE=edge` (scripts/test sets it for a second pass).
+/// Then `spin.toml` means the edge build (`spin.edge.toml`) under the
+/// host's `--profile edge`, with the store in Redis.
+pub fn edge() -> bool {
+    std::env::var("ASSETGATE_E2E_PROFILE").as_deref() == Ok("edge")
+}
+
+/// The Redis database that holds `state_dir`'s store in edge runs: the same
+/// one for every host on that directory, so a restart finds its data.
+fn edge_db(state_dir: &Path) -> u32 {
+    static DBS: std::sync::Mutex<Vec<(PathBuf, u32)>> = std::sync::Mutex::new(Vec::new());
+    let mut dbs = DBS.lock().unwrap();
+    if let Some((_, db)) = dbs.iter().find(|(d, _)| d == state_dir) {
+        return *db;
+    }
+    let db = redis::fresh_db();
+    dbs.push((state_dir.to_path_buf(), db));
+    db
+}
+
 impl<'a> HostConfig<'a> {
     pub fn new(manifest: impl AsRef<Path>, state_dir: &'a Path) -> Self {
-        HostConfig {
-            manifest: root().join(manifest),
+        let config = HostConfig {
+            manifest: root().join(manifest.as_ref()),
             state_dir,
             args: Vec::new(),
             env: Vec::new(),
             listen: "127.0.0.1:0".into(),
+        };
+        if !(edge() && config.manifest == root().join("spin.toml")) {
+            return config;
         }
+        let server = redis::shared();
+        let mut config = config.redis_store(&server.url(edge_db(state_dir)), &server.host());
+        config.manifest = root().join("spin.edge.toml");
+        config.arg("--profile").arg("edge")
+    }
+
+    /// The whole store in the Redis at `url` (`store_redis_url`), reached
+    /// through `host` (`store_redis_host`, for allowed_outbound_hosts).
+    pub fn redis_store(self, url: &str, host: &str) -> Self {
+        self.var("store_redis_url", url)
+            .var("store_redis_host", host)
     }
 
     pub fn listen(mut self, port: u16) -> Self {
@@ -517,6 +554,13 @@ fn write_response(mut stream: std::net::TcpStream, status: u16, ctype: &str, bod
 /// whole body before reading can see EPIPE); returns the status and the
 /// response head.
 pub fn raw_request(host: &Host, head: &[u8], body: &[u8]) -> (u16, String) {
+    let (status, head, _) = raw_exchange(host, head, body);
+    (status, head)
+}
+
+/// Sends `head` and as much of `body` as the server reads (it may answer
+/// before reading it all); the status, the response head and its body.
+pub fn raw_exchange(host: &Host, head: &[u8], body: &[u8]) -> (u16, String, String) {
     use std::io::Write;
     let addr = host.base.trim_start_matches("http://").to_string();
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -543,5 +587,15 @@ pub fn raw_request(host: &Host, head: &[u8], body: &[u8]) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in `{text}`"));
-    (status, text)
+    let length = text
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut content = vec![0u8; length];
+    let _ = reader.read_exact(&mut content);
+    (status, text, String::from_utf8_lossy(&content).into_owned())
 }

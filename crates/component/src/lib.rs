@@ -251,6 +251,16 @@ pub async fn send_blob<K: Kv + ?Sized>(
             .await;
         }
     };
+    if let Some(max) = max_body().filter(|&m| end - start > m) {
+        let message = format!(
+            "this deployment answers at most {max} bytes per response (http_max_body_bytes); \
+             this one would be {} bytes: fetch it in ranges, e.g. `Range: bytes=0-{}`",
+            end - start,
+            max - 1
+        );
+        let extra = [("accept-ranges", "bytes".to_string())];
+        return send_status(out, 413, "too-large", &message, &extra).await;
+    }
     let fields = Fields::new();
     for (k, v) in headers {
         let _ = fields.append(k, v.as_bytes());
@@ -305,6 +315,16 @@ pub fn var(name: &str) -> Option<String> {
     spin_sdk::variables::get(name)
         .ok()
         .filter(|v| !v.trim().is_empty())
+}
+
+/// `http_max_body_bytes`: the largest request or response body the
+/// platform carries (the edge platforms: 10 MiB), or `None` when the
+/// platform sets no limit (`0`, Spin's default). Checked before any work,
+/// so a refusal is a clear 413 instead of a cut connection.
+pub fn max_body() -> Option<u64> {
+    var("http_max_body_bytes")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&n| n > 0)
 }
 
 /// Outbound HTTP failures, split by what a retry can fix.

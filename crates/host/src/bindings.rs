@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     with: {
         "fermyon:spin/key-value.store": crate::host_kv::SpinStore,
+        "fermyon:spin/redis.connection": crate::host_redis::RedisConnection,
         "wasi:keyvalue/store.bucket": crate::host_kv::Bucket,
         "wasi:keyvalue/atomics.cas": crate::host_kv::Cas,
     },

@@ -1,35 +1,37 @@
 //! `fermyon:spin/key-value@2.0.0`, `wasi:keyvalue@0.2.0-draft2` (store,
-//! atomics, batch) and `fermyon:spin/variables@2.0.0` for the guest, over
-//! the SQLite database in `kv.rs`. Both key-value interfaces see the same
-//! data: a bucket opened as `default` is the Spin store labelled `default`.
+//! atomics, batch) and `fermyon:spin/variables@2.0.0` for the guest. Both
+//! key-value interfaces see the same data: a bucket opened as `default` is
+//! the Spin store labelled `default`, whichever backend the label has
+//! (`kv.rs`). Atomics exist only on SQLite-backed labels.
 
 use crate::bindings::fermyon::spin::{key_value, variables};
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
-use crate::kv::{self, Swap};
+use crate::kv::{self, KvDb, Swap};
 use crate::state::RequestState;
 use wasmtime::Result;
 use wasmtime::component::Resource;
 
-/// An open Spin store (its label).
-pub struct SpinStore(String);
-/// An open `wasi:keyvalue` bucket (its label).
-pub struct Bucket(String);
+/// An open Spin store.
+pub struct SpinStore(kv::Store);
+/// An open `wasi:keyvalue` bucket.
+pub struct Bucket(kv::Store);
 /// A compare-and-swap handle: the value as it was read.
 pub struct Cas {
+    db: KvDb,
     store: String,
     key: String,
     seen: Option<Vec<u8>>,
 }
 
 impl RequestState {
-    fn may_open(&self, label: &str) -> bool {
-        self.component.stores.contains(label)
-    }
-
-    /// The database handle, cloned so no borrow of `self` (which is not
-    /// `Sync`) is held across an await.
-    fn db(&self) -> crate::kv::KvDb {
-        self.kv.clone()
+    /// The store behind `label`, if this component may open it. Cloned, so
+    /// no borrow of `self` (which is not `Sync`) is held across an await.
+    fn store(&self, label: &str) -> Option<kv::Store> {
+        if !self.component.stores.contains(label) {
+            return None;
+        }
+        // Every label a component lists was checked at start-up.
+        self.kv.get(label).cloned()
     }
 }
 
@@ -42,10 +44,13 @@ impl key_value::HostStore for RequestState {
         &mut self,
         label: String,
     ) -> Result<Result<Resource<SpinStore>, key_value::Error>> {
-        if !self.may_open(&label) {
+        let Some(store) = self.store(&label) else {
             return Ok(Err(key_value::Error::AccessDenied));
+        };
+        if let Err(e) = store.opened().await {
+            return Ok(Err(key_value::Error::Other(e)));
         }
-        Ok(Ok(self.table.push(SpinStore(label))?))
+        Ok(Ok(self.table.push(SpinStore(store))?))
     }
 
     async fn get(
@@ -53,12 +58,8 @@ impl key_value::HostStore for RequestState {
         s: Resource<SpinStore>,
         key: String,
     ) -> Result<Result<Option<Vec<u8>>, key_value::Error>> {
-        let label = self.table.get(&s)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::get(c, &label, &key))
-            .await
-            .map_err(key_value::Error::Other))
+        let store = self.table.get(&s)?.0.clone();
+        Ok(store.get(key).await.map_err(key_value::Error::Other))
     }
 
     async fn set(
@@ -67,12 +68,8 @@ impl key_value::HostStore for RequestState {
         key: String,
         value: Vec<u8>,
     ) -> Result<Result<(), key_value::Error>> {
-        let label = self.table.get(&s)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::set(c, &label, &key, &value))
-            .await
-            .map_err(key_value::Error::Other))
+        let store = self.table.get(&s)?.0.clone();
+        Ok(store.set(key, value).await.map_err(key_value::Error::Other))
     }
 
     async fn delete(
@@ -80,12 +77,8 @@ impl key_value::HostStore for RequestState {
         s: Resource<SpinStore>,
         key: String,
     ) -> Result<Result<(), key_value::Error>> {
-        let label = self.table.get(&s)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::delete(c, &label, &key))
-            .await
-            .map_err(key_value::Error::Other))
+        let store = self.table.get(&s)?.0.clone();
+        Ok(store.delete(key).await.map_err(key_value::Error::Other))
     }
 
     async fn exists(
@@ -93,24 +86,16 @@ impl key_value::HostStore for RequestState {
         s: Resource<SpinStore>,
         key: String,
     ) -> Result<Result<bool, key_value::Error>> {
-        let label = self.table.get(&s)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::exists(c, &label, &key))
-            .await
-            .map_err(key_value::Error::Other))
+        let store = self.table.get(&s)?.0.clone();
+        Ok(store.exists(key).await.map_err(key_value::Error::Other))
     }
 
     async fn get_keys(
         &mut self,
         s: Resource<SpinStore>,
     ) -> Result<Result<Vec<String>, key_value::Error>> {
-        let label = self.table.get(&s)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::keys_after(c, &label, None, None))
-            .await
-            .map_err(key_value::Error::Other))
+        let store = self.table.get(&s)?.0.clone();
+        Ok(store.keys().await.map_err(key_value::Error::Other))
     }
 
     async fn drop(&mut self, s: Resource<SpinStore>) -> Result<()> {
@@ -121,15 +106,15 @@ impl key_value::HostStore for RequestState {
 
 // ---- wasi:keyvalue/store ----------------------------------------------------
 
-/// Page size of `list-keys`; the cursor is the last key returned.
-const LIST_PAGE: u32 = 1000;
-
 impl store::Host for RequestState {
     async fn open(&mut self, identifier: String) -> Result<Result<Resource<Bucket>, store::Error>> {
-        if !self.may_open(&identifier) {
+        let Some(bucket) = self.store(&identifier) else {
             return Ok(Err(store::Error::AccessDenied));
+        };
+        if let Err(e) = bucket.opened().await {
+            return Ok(Err(store::Error::Other(e)));
         }
-        Ok(Ok(self.table.push(Bucket(identifier))?))
+        Ok(Ok(self.table.push(Bucket(bucket))?))
     }
 }
 
@@ -139,12 +124,8 @@ impl store::HostBucket for RequestState {
         b: Resource<Bucket>,
         key: String,
     ) -> Result<Result<Option<Vec<u8>>, store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::get(c, &label, &key))
-            .await
-            .map_err(store::Error::Other))
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store.get(key).await.map_err(store::Error::Other))
     }
 
     async fn set(
@@ -153,12 +134,8 @@ impl store::HostBucket for RequestState {
         key: String,
         value: Vec<u8>,
     ) -> Result<Result<(), store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::set(c, &label, &key, &value))
-            .await
-            .map_err(store::Error::Other))
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store.set(key, value).await.map_err(store::Error::Other))
     }
 
     async fn delete(
@@ -166,12 +143,8 @@ impl store::HostBucket for RequestState {
         b: Resource<Bucket>,
         key: String,
     ) -> Result<Result<(), store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::delete(c, &label, &key))
-            .await
-            .map_err(store::Error::Other))
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store.delete(key).await.map_err(store::Error::Other))
     }
 
     async fn exists(
@@ -179,12 +152,8 @@ impl store::HostBucket for RequestState {
         b: Resource<Bucket>,
         key: String,
     ) -> Result<Result<bool, store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::exists(c, &label, &key))
-            .await
-            .map_err(store::Error::Other))
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store.exists(key).await.map_err(store::Error::Other))
     }
 
     async fn list_keys(
@@ -192,16 +161,11 @@ impl store::HostBucket for RequestState {
         b: Resource<Bucket>,
         cursor: Option<String>,
     ) -> Result<Result<store::KeyResponse, store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        let page = self
-            .db()
-            .run(move |c| kv::keys_after(c, &label, cursor.as_deref(), Some(LIST_PAGE)))
-            .await;
-        Ok(page
-            .map(|keys| store::KeyResponse {
-                cursor: (keys.len() == LIST_PAGE as usize).then(|| keys[keys.len() - 1].clone()),
-                keys,
-            })
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store
+            .list_keys(cursor)
+            .await
+            .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
             .map_err(store::Error::Other))
     }
 
@@ -220,9 +184,13 @@ impl atomics::Host for RequestState {
         key: String,
         delta: i64,
     ) -> Result<Result<i64, store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        Ok(self
-            .db()
+        let store = self.table.get(&b)?.0.clone();
+        let db = match store.atomics_db() {
+            Ok(db) => db.clone(),
+            Err(why) => return Ok(Err(store::Error::Other(why))),
+        };
+        let label = store.label().to_string();
+        Ok(db
             .run(move |c| kv::increment(c, &label, &key, delta))
             .await
             .map_err(store::Error::Other))
@@ -233,16 +201,21 @@ impl atomics::Host for RequestState {
         cas: Resource<Cas>,
         value: Vec<u8>,
     ) -> Result<Result<(), atomics::CasError>> {
-        let Cas { store, key, seen } = self.table.delete(cas)?;
+        let Cas {
+            db,
+            store,
+            key,
+            seen,
+        } = self.table.delete(cas)?;
         let (s, k) = (store.clone(), key.clone());
-        let outcome = self
-            .db()
+        let outcome = db
             .run(move |c| kv::compare_and_swap(c, &s, &k, seen.as_deref(), &value))
             .await;
         Ok(match outcome {
             Ok(Swap::Done) => Ok(()),
             Ok(Swap::Changed(current)) => {
                 let fresh = self.table.push(Cas {
+                    db,
                     store,
                     key,
                     seen: current,
@@ -260,10 +233,16 @@ impl atomics::HostCas for RequestState {
         b: Resource<Bucket>,
         key: String,
     ) -> Result<Result<Resource<Cas>, store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
+        let store = self.table.get(&b)?.0.clone();
+        let db = match store.atomics_db() {
+            Ok(db) => db.clone(),
+            Err(why) => return Ok(Err(store::Error::Other(why))),
+        };
+        let label = store.label().to_string();
         let (l, k) = (label.clone(), key.clone());
-        match self.db().run(move |c| kv::get(c, &l, &k)).await {
+        match db.run(move |c| kv::get(c, &l, &k)).await {
             Ok(seen) => Ok(Ok(self.table.push(Cas {
+                db,
                 store: label,
                 key,
                 seen,
@@ -293,16 +272,8 @@ impl batch::Host for RequestState {
         b: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        let got = self
-            .db()
-            .run(move |c| {
-                keys.into_iter()
-                    .map(|k| kv::get(c, &label, &k).map(|v| (k, v)))
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await;
-        Ok(got.map_err(store::Error::Other))
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store.get_many(keys).await.map_err(store::Error::Other))
     }
 
     async fn set_many(
@@ -310,12 +281,8 @@ impl batch::Host for RequestState {
         b: Resource<Bucket>,
         entries: Vec<(String, Vec<u8>)>,
     ) -> Result<Result<(), store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::set_many(c, &label, &entries))
-            .await
-            .map_err(store::Error::Other))
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store.set_many(entries).await.map_err(store::Error::Other))
     }
 
     async fn delete_many(
@@ -323,12 +290,8 @@ impl batch::Host for RequestState {
         b: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<Result<(), store::Error>> {
-        let label = self.table.get(&b)?.0.clone();
-        Ok(self
-            .db()
-            .run(move |c| kv::delete_many(c, &label, &keys))
-            .await
-            .map_err(store::Error::Other))
+        let store = self.table.get(&b)?.0.clone();
+        Ok(store.delete_many(keys).await.map_err(store::Error::Other))
     }
 }
 

@@ -1,14 +1,20 @@
-//! The durable key-value store behind both `fermyon:spin/key-value@2.0.0`
-//! and `wasi:keyvalue@0.2.0-draft2`: one SQLite file, the same table layout
-//! as Spin's default store (`.spin/sqlite_key_value.db`), so data written
-//! here is readable by `spin up` and the other way round.
+//! The key-value stores behind both `fermyon:spin/key-value@2.0.0` and
+//! `wasi:keyvalue@0.2.0-draft2`, one per store label: a SQLite file with the
+//! same table layout as Spin's default store (`.spin/sqlite_key_value.db`),
+//! so data written here is readable by `spin up` and the other way round;
+//! or, from the runtime config, a Redis database used as Spin's
+//! `key-value-redis` uses it (keys stored as given, no prefix).
 //!
-//! Every call is a short synchronous SQLite statement; callers run them on
+//! Every SQLite call is a short synchronous statement; callers run them on
 //! the blocking pool (`run`) so request tasks never stall the reactor.
 
+use crate::resp::{self, Cmd, Value};
+use crate::runtime_config::KvBackend;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The key-value database shared by every component of the app.
@@ -38,7 +44,6 @@ impl KvDb {
         Self::init(conn).with_context(|| format!("cannot initialise {}", path.display()))
     }
 
-    #[cfg(test)]
     pub fn in_memory() -> Result<Self> {
         Self::init(Connection::open_in_memory()?)
     }
@@ -182,6 +187,317 @@ pub fn delete_many(c: &mut Connection, store: &str, keys: &[String]) -> rusqlite
     tx.commit()
 }
 
+/// Page size of `wasi:keyvalue` `list-keys` on SQLite; the cursor is the
+/// last key returned.
+const LIST_PAGE: u32 = 1000;
+
+/// Every store label the app may use, with its backend.
+#[derive(Clone)]
+pub struct KvStores(Arc<BTreeMap<String, Store>>);
+
+impl KvStores {
+    /// Opens the SQLite files (a file named by several labels is opened
+    /// once) and prepares the Redis pools; Redis is first reached when a
+    /// guest opens the store, as in Spin.
+    pub fn open(config: &BTreeMap<String, KvBackend>) -> Result<KvStores> {
+        let mut files: HashMap<PathBuf, KvDb> = HashMap::new();
+        let mut stores = BTreeMap::new();
+        for (label, backend) in config {
+            let backend = match backend {
+                KvBackend::Sqlite(Some(path)) => match files.get(path) {
+                    Some(db) => Backend::Sqlite(db.clone()),
+                    None => {
+                        let db = KvDb::open(path)
+                            .with_context(|| format!("key-value store `{label}`"))?;
+                        files.insert(path.clone(), db.clone());
+                        Backend::Sqlite(db)
+                    }
+                },
+                KvBackend::Sqlite(None) => Backend::Sqlite(KvDb::in_memory()?),
+                KvBackend::Redis(address) => Backend::Redis(Arc::new(RedisKv {
+                    pool: resp::Pool::new(address.clone()),
+                    warned: AtomicBool::new(false),
+                })),
+            };
+            let store = Store {
+                label: label.clone(),
+                backend,
+            };
+            stores.insert(label.clone(), store);
+        }
+        Ok(KvStores(Arc::new(stores)))
+    }
+
+    pub fn get(&self, label: &str) -> Option<&Store> {
+        self.0.get(label)
+    }
+}
+
+/// One store label and where its data lives; what a guest's open store or
+/// bucket holds.
+#[derive(Clone)]
+pub struct Store {
+    label: String,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(KvDb),
+    Redis(Arc<RedisKv>),
+}
+
+struct RedisKv {
+    pool: resp::Pool,
+    /// The atomics refusal is logged once per label, not per request.
+    warned: AtomicBool,
+}
+
+/// Why a Redis-backed label has no `wasi:keyvalue/atomics`.
+fn atomics_refusal(label: &str) -> String {
+    format!(
+        "wasi:keyvalue/atomics is not offered on Redis-backed store `{label}`: Spin's Redis \
+         compare-and-swap (crates/key-value-redis) ends every swap with `UNWATCH <key>`, which \
+         Redis rejects, so a successful swap is reported as failed (and an aborted EXEC as \
+         success); assetgate keeps coordination in Redis through fermyon:spin/redis instead \
+         — set store_redis_url"
+    )
+}
+
+/// How Spin's `key-value-redis` reports a Redis failure (`log_error`).
+fn redis_error(label: &str, e: resp::Error) -> String {
+    let text = e.spin_text();
+    tracing::warn!(store = %label, "key-value error: {text}");
+    text
+}
+
+fn unexpected(command: &str, v: &Value) -> String {
+    format!("unexpected Redis reply to {command}: {v:?}")
+}
+
+/// Spin's limit on a buffered result, with Spin's message.
+fn within_limit(size: usize) -> Result<(), String> {
+    if size > resp::MAX_REPLY_BYTES {
+        return Err(format!(
+            "query result exceeds limit of {} bytes",
+            resp::MAX_REPLY_BYTES
+        ));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The SQLite database for atomics; a Redis-backed label refuses them.
+    pub fn atomics_db(&self) -> Result<&KvDb, String> {
+        match &self.backend {
+            Backend::Sqlite(db) => Ok(db),
+            Backend::Redis(r) => {
+                let why = atomics_refusal(&self.label);
+                if !r.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(store = %self.label, "{why}");
+                }
+                Err(why)
+            }
+        }
+    }
+
+    /// Called when a guest opens the store: Redis must be reachable the
+    /// first time (Spin connects then).
+    pub async fn opened(&self) -> Result<(), String> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Redis(r) => r
+                .pool
+                .ensure_reached()
+                .await
+                .map_err(|e| redis_error(&self.label, e)),
+        }
+    }
+
+    async fn redis(&self, r: &RedisKv, cmd: Cmd) -> Result<Value, String> {
+        r.pool
+            .query(&cmd)
+            .await
+            .map_err(|e| redis_error(&self.label, e))
+    }
+
+    pub async fn get(&self, key: String) -> Result<Option<Vec<u8>>, String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => db.run(move |c| get(c, &label, &key)).await,
+            Backend::Redis(r) => match self.redis(r, Cmd::new("GET").arg(&key)).await? {
+                Value::Nil => Ok(None),
+                Value::Bulk(v) => {
+                    within_limit(std::mem::size_of::<Option<Vec<u8>>>() + v.len())?;
+                    Ok(Some(v))
+                }
+                v => Err(unexpected("GET", &v)),
+            },
+        }
+    }
+
+    pub async fn set(&self, key: String, value: Vec<u8>) -> Result<(), String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => db.run(move |c| set(c, &label, &key, &value)).await,
+            Backend::Redis(r) => {
+                self.redis(r, Cmd::new("SET").arg(&key).arg(&value)).await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: String) -> Result<(), String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => db.run(move |c| delete(c, &label, &key)).await,
+            Backend::Redis(r) => {
+                self.redis(r, Cmd::new("DEL").arg(&key)).await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn exists(&self, key: String) -> Result<bool, String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => db.run(move |c| exists(c, &label, &key)).await,
+            Backend::Redis(r) => match self.redis(r, Cmd::new("EXISTS").arg(&key)).await? {
+                Value::Int(n) => Ok(n != 0),
+                v => Err(unexpected("EXISTS", &v)),
+            },
+        }
+    }
+
+    /// Every key (`fermyon:spin/key-value` `get-keys`).
+    pub async fn keys(&self) -> Result<Vec<String>, String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => db.run(move |c| keys_after(c, &label, None, None)).await,
+            Backend::Redis(r) => self.redis_keys(r).await,
+        }
+    }
+
+    /// `wasi:keyvalue` `list-keys`: SQLite pages through the keys; Redis
+    /// answers with all of them at once and, as Spin, takes no cursor.
+    pub async fn list_keys(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<String>, Option<String>), String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let keys = db
+                    .run(move |c| keys_after(c, &label, cursor.as_deref(), Some(LIST_PAGE)))
+                    .await?;
+                let next = (keys.len() == LIST_PAGE as usize).then(|| keys[keys.len() - 1].clone());
+                Ok((keys, next))
+            }
+            Backend::Redis(_) if cursor.is_some() => {
+                Err("list_keys: cursor not supported".to_owned())
+            }
+            Backend::Redis(r) => Ok((self.redis_keys(r).await?, None)),
+        }
+    }
+
+    async fn redis_keys(&self, r: &RedisKv) -> Result<Vec<String>, String> {
+        let Value::Array(items) = self.redis(r, Cmd::new("KEYS").arg("*")).await? else {
+            return Err("unexpected Redis reply to KEYS".into());
+        };
+        let keys = items
+            .into_iter()
+            .map(|v| match v {
+                Value::Bulk(b) => String::from_utf8(b)
+                    .map_err(|_| format!("store `{}` holds a key that is not UTF-8", self.label)),
+                v => Err(unexpected("KEYS", &v)),
+            })
+            .collect::<Result<Vec<String>, String>>()?;
+        let size: usize = keys
+            .iter()
+            .map(|k| std::mem::size_of::<String>() + k.len())
+            .sum();
+        within_limit(std::mem::size_of::<Vec<String>>() + size)?;
+        Ok(keys)
+    }
+
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.run(move |c| {
+                    keys.into_iter()
+                        .map(|k| get(c, &label, &k).map(|v| (k, v)))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await
+            }
+            Backend::Redis(_) if keys.is_empty() => Ok(Vec::new()),
+            Backend::Redis(r) => {
+                let reply = self.redis(r, Cmd::new("MGET").args(&keys)).await?;
+                let Value::Array(values) = reply else {
+                    return Err(unexpected("MGET", &reply));
+                };
+                if values.len() != keys.len() {
+                    return Err("Redis answered MGET with the wrong number of values".into());
+                }
+                let mut size = std::mem::size_of::<Vec<(String, Option<Vec<u8>>)>>();
+                let pairs = keys
+                    .into_iter()
+                    .zip(values)
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::Nil => None,
+                            Value::Bulk(b) => Some(b),
+                            v => return Err(unexpected("MGET", &v)),
+                        };
+                        size += std::mem::size_of::<(String, Option<Vec<u8>>)>()
+                            + k.len()
+                            + v.as_ref().map_or(0, Vec::len);
+                        Ok((k, v))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                within_limit(size)?;
+                Ok(pairs)
+            }
+        }
+    }
+
+    pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => db.run(move |c| set_many(c, &label, &entries)).await,
+            Backend::Redis(_) if entries.is_empty() => Ok(()),
+            Backend::Redis(r) => {
+                let mut cmd = Cmd::new("MSET");
+                for (k, v) in &entries {
+                    cmd = cmd.arg(k).arg(v);
+                }
+                self.redis(r, cmd).await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), String> {
+        let label = self.label.clone();
+        match &self.backend {
+            Backend::Sqlite(db) => db.run(move |c| delete_many(c, &label, &keys)).await,
+            Backend::Redis(_) if keys.is_empty() => Ok(()),
+            Backend::Redis(r) => {
+                self.redis(r, Cmd::new("DEL").args(&keys)).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +559,149 @@ mod tests {
             Swap::Done
         );
         assert_eq!(get(&c, "s", "k").unwrap(), Some(b"b".to_vec()));
+    }
+
+    fn stores(config: &[(&str, KvBackend)]) -> KvStores {
+        let config = config
+            .iter()
+            .map(|(l, b)| (l.to_string(), b.clone()))
+            .collect();
+        KvStores::open(&config).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_redis_label_keeps_keys_as_given() {
+        let server = crate::resp::test_server::RedisServer::start();
+        let kv = stores(&[
+            ("cache", KvBackend::Redis(server.address())),
+            ("local", KvBackend::Sqlite(None)),
+        ]);
+        let cache = kv.get("cache").unwrap();
+        cache.opened().await.unwrap();
+        let binary = b"\0x\r\ny".to_vec();
+        cache.set("a".into(), binary.clone()).await.unwrap();
+        cache.set("b".into(), b"2".to_vec()).await.unwrap();
+        assert_eq!(cache.get("a".into()).await.unwrap(), Some(binary.clone()));
+        assert_eq!(cache.get("zz".into()).await.unwrap(), None);
+        assert!(cache.exists("b".into()).await.unwrap());
+        assert!(!cache.exists("zz".into()).await.unwrap());
+        let mut keys = cache.keys().await.unwrap();
+        keys.sort();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(
+            cache
+                .get_many(vec!["b".into(), "zz".into(), "a".into()])
+                .await
+                .unwrap(),
+            vec![
+                ("b".to_string(), Some(b"2".to_vec())),
+                ("zz".to_string(), None),
+                ("a".to_string(), Some(binary)),
+            ]
+        );
+        assert_eq!(cache.get_many(vec![]).await.unwrap(), vec![]);
+        cache
+            .set_many(vec![
+                ("c".into(), b"3".to_vec()),
+                ("d".into(), b"4".to_vec()),
+            ])
+            .await
+            .unwrap();
+        cache.delete("a".into()).await.unwrap();
+        cache.delete("a".into()).await.unwrap();
+        cache
+            .delete_many(vec!["b".into(), "c".into()])
+            .await
+            .unwrap();
+        cache.delete_many(vec![]).await.unwrap();
+        assert_eq!(
+            cache.list_keys(None).await.unwrap(),
+            (vec!["d".to_string()], None)
+        );
+        assert_eq!(
+            cache.list_keys(Some("d".into())).await.unwrap_err(),
+            "list_keys: cursor not supported"
+        );
+        // Stored raw, no label prefix: another Redis client sees the key.
+        let mut raw = crate::resp::Connection::connect(&server.address())
+            .await
+            .unwrap();
+        let got = raw.query(&Cmd::new("GET").arg("d")).await.unwrap();
+        assert_eq!(got, Value::Bulk(b"4".to_vec()));
+        // A Redis error reaches the guest in Spin's words.
+        raw.query(&Cmd::new("SADD").arg("set").arg("m"))
+            .await
+            .unwrap();
+        let e = cache.get("set".into()).await.unwrap_err();
+        assert!(e.starts_with("WRONGTYPE: "), "{e}");
+
+        // Other labels are untouched.
+        assert_eq!(
+            kv.get("local").unwrap().keys().await.unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn atomics_are_refused_on_redis_only() {
+        let server = crate::resp::test_server::RedisServer::start();
+        let kv = stores(&[
+            ("default", KvBackend::Redis(server.address())),
+            ("local", KvBackend::Sqlite(None)),
+        ]);
+        let refused = kv.get("default").unwrap().atomics_db().err().unwrap();
+        assert_eq!(
+            refused,
+            "wasi:keyvalue/atomics is not offered on Redis-backed store `default`: Spin's Redis \
+             compare-and-swap (crates/key-value-redis) ends every swap with `UNWATCH <key>`, \
+             which Redis rejects, so a successful swap is reported as failed (and an aborted EXEC \
+             as success); assetgate keeps coordination in Redis through fermyon:spin/redis \
+             instead — set store_redis_url"
+        );
+        // Spin's own swap ends with `UNWATCH <key>`, which Redis refuses.
+        let mut raw = crate::resp::Connection::connect(&server.address())
+            .await
+            .unwrap();
+        let unwatch = raw.query(&Cmd::new("UNWATCH").arg("k")).await;
+        assert!(matches!(unwatch, Err(resp::Error::Server(m)) if m.contains("wrong number")));
+        assert!(kv.get("local").unwrap().atomics_db().is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreachable_redis_fails_the_first_open() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let address = resp::Address::parse(&format!("redis://127.0.0.1:{port}")).unwrap();
+        let kv = stores(&[("cache", KvBackend::Redis(address))]);
+        assert!(kv.get("cache").unwrap().opened().await.is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn labels_sharing_a_file_share_a_database_but_not_keys() {
+        let dir = std::env::temp_dir().join(format!("assetgate-kvs-{}", std::process::id()));
+        let file = dir.join("kv.db");
+        let kv = stores(&[
+            ("a", KvBackend::Sqlite(Some(file.clone()))),
+            ("b", KvBackend::Sqlite(Some(file))),
+            ("m1", KvBackend::Sqlite(None)),
+            ("m2", KvBackend::Sqlite(None)),
+        ]);
+        for label in ["a", "m1"] {
+            kv.get(label)
+                .unwrap()
+                .set("k".into(), b"v".to_vec())
+                .await
+                .unwrap();
+        }
+        for label in ["b", "m2"] {
+            assert_eq!(kv.get(label).unwrap().get("k".into()).await.unwrap(), None);
+        }
+        assert_eq!(
+            kv.get("a").unwrap().list_keys(None).await.unwrap(),
+            (vec!["k".to_string()], None)
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

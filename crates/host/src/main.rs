@@ -6,10 +6,14 @@
 mod bindings;
 mod dev;
 mod host_kv;
+mod host_redis;
 mod kv;
 mod manifest;
 mod outbound;
+mod profile;
+mod resp;
 mod routes;
+mod runtime_config;
 mod server;
 mod state;
 mod variables;
@@ -47,6 +51,16 @@ struct Cli {
     /// Maximum linear memory of one component instance, in MiB.
     #[arg(long, default_value_t = 512)]
     max_instance_memory_mib: usize,
+    /// The platform to hold components to: `spin` (what `spin up` allows)
+    /// or `edge` (Fermyon Wasm Functions / Akamai Functions: no
+    /// wasi:keyvalue/atomics, 128 MiB per instance, 10 MiB bodies, 30 s per
+    /// request).
+    #[arg(long, value_enum, default_value = "spin")]
+    profile: profile::Profile,
+    /// End each request after this many seconds, work after the response
+    /// included (default: the profile's; none for `spin`, 30 for `edge`).
+    #[arg(long, value_name = "SECS")]
+    max_request_secs: Option<u64>,
     /// Where compiled components are cached (default: `<state-dir>/cache`).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -58,6 +72,11 @@ struct Cli {
     /// `<state-dir>/dev-credentials.env`) and use them. `scripts/up` sets it.
     #[arg(long)]
     dev_credentials: bool,
+    /// Spin's runtime config file: `[key_value_store.<label>]` tables with
+    /// `type = "spin"` (`path`) or `type = "redis"` (`url`). Read from
+    /// RUNTIME_CONFIG_FILE when not given, as Spin does.
+    #[arg(long, value_name = "PATH", env = "RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
 }
 
 fn parse_variables(raw: &[String]) -> Result<BTreeMap<String, String>> {
@@ -117,7 +136,9 @@ async fn run(cli: Cli) -> Result<()> {
         compile_cache,
         state_dir,
         variables,
-        max_instance_memory: cli.max_instance_memory_mib << 20,
+        limits: profile::Limits::new(cli.profile, cli.max_instance_memory_mib << 20)
+            .with_request_secs(cli.max_request_secs),
+        runtime_config_file: cli.runtime_config_file,
     };
     let app = server::App::load(&manifest, &options)?;
     app.set_origin(addr);

@@ -6,7 +6,7 @@
 //! rule for rule (schemes of any protocol, CIDR ranges, port ranges, the
 //! schemes' default ports, service chaining), so a manifest loads here
 //! exactly when it loads under Spin, even for schemes this host does not
-//! serve (`redis`, `mysql`, `postgres`, `mqtt`, `tcp`).
+//! serve (`mysql`, `postgres`, `mqtt`, `tcp`).
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::net::IpAddr;
@@ -287,6 +287,16 @@ impl OutboundPolicy {
             }
         }
         Ok(OutboundPolicy { allowed })
+    }
+
+    /// Spin's `check_url` for clients of other protocols (Redis): whether an
+    /// entry allows `scheme://host:port`. Only network destinations: `self`
+    /// and service chaining are HTTP's.
+    pub fn allows_address(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        let Ok(parsed) = Host::parse(host) else {
+            return false;
+        };
+        self.allowed.iter().any(|a| a.allows(scheme, &parsed, port))
     }
 
     /// Decides where a request for `scheme://host:port` goes, or refuses it.

@@ -2,9 +2,10 @@
 //! pre-instantiated component, streamed bodies, and outbound requests
 //! (refused, chained in-process, or sent to the network).
 
-use crate::kv::KvDb;
+use crate::kv::KvStores;
 use crate::manifest::Manifest;
 use crate::outbound::{Destination, OutboundPolicy};
+use crate::profile::Capped;
 use crate::routes::{RouteMatch, Router};
 use crate::state::{ComponentConfig, RequestState};
 use crate::variables::ResolvedVariables;
@@ -35,10 +36,13 @@ pub struct HostOptions {
     pub state_dir: PathBuf,
     /// `--variable` overrides.
     pub variables: BTreeMap<String, String>,
-    /// Upper bound on one instance's linear memory.
-    pub max_instance_memory: usize,
+    /// The platform's limits (`--profile`, `--max-instance-memory-mib`).
+    pub limits: crate::profile::Limits,
     /// Directory to cache compiled components in, if any.
     pub compile_cache: Option<PathBuf>,
+    /// Spin's runtime config file (`--runtime-config-file`): key-value
+    /// store labels beyond `default`.
+    pub runtime_config_file: Option<PathBuf>,
 }
 
 struct LoadedComponent {
@@ -56,8 +60,8 @@ pub struct App {
     engine: Engine,
     router: Router,
     components: HashMap<String, LoadedComponent>,
-    kv: KvDb,
-    max_instance_memory: usize,
+    kv: KvStores,
+    limits: crate::profile::Limits,
     /// `http://host:port` the app is reachable at (for `spin-full-url`).
     origin: std::sync::OnceLock<String>,
     me: Weak<App>,
@@ -100,21 +104,25 @@ impl App {
 
         let env: BTreeMap<String, String> = std::env::vars().collect();
         let variables = ResolvedVariables::resolve(manifest, &env, &options.variables)?;
-        let kv_path = options.state_dir.join("sqlite_key_value.db");
-        let kv = KvDb::open(&kv_path)?;
+        let runtime_config = options
+            .runtime_config_file
+            .as_deref()
+            .map(crate::runtime_config::RuntimeConfig::load)
+            .transpose()?;
+        let store_config =
+            crate::runtime_config::key_value_stores(runtime_config.as_ref(), &options.state_dir);
+        let kv = KvStores::open(&store_config)?;
 
         let mut components = HashMap::new();
         // For `*.spin.internal` in allowed_outbound_hosts.
         let component_ids: Vec<String> = manifest.components.keys().cloned().collect();
         for (id, decl) in &manifest.components {
-            for label in &decl.key_value_stores {
-                if label != "default" {
-                    bail!(
-                        "component `{id}`: key-value store `{label}` is not defined; \
-                         without a runtime config only `default` exists (as in Spin)"
-                    );
-                }
-            }
+            crate::runtime_config::check_labels(
+                id,
+                &decl.key_value_stores,
+                &store_config,
+                options.runtime_config_file.as_deref(),
+            )?;
             let started = Instant::now();
             refuse_core_module(id, &decl.source)?;
             let component = Component::from_file(&engine, &decl.source)
@@ -126,6 +134,13 @@ impl App {
                     )
                 })?;
             refuse_unserved_imports(id, &component, &engine)?;
+            options.limits.check_imports(
+                id,
+                component
+                    .component_type()
+                    .imports(&engine)
+                    .map(|(name, _)| name),
+            )?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
@@ -183,7 +198,7 @@ impl App {
             router,
             components,
             kv,
-            max_instance_memory: options.max_instance_memory,
+            limits: options.limits.clone(),
             origin: std::sync::OnceLock::new(),
             me: me.clone(),
         }))
@@ -361,7 +376,7 @@ impl App {
             component: config,
             kv: self.kv.clone(),
             limits: wasmtime::StoreLimitsBuilder::new()
-                .memory_size(self.max_instance_memory)
+                .memory_size(self.limits.max_instance_memory)
                 .build(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -370,23 +385,49 @@ impl App {
         store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let max_body = self.limits.max_body;
+        let req = req.map(|body| {
+            let body = body.map_err(Into::into).boxed_unsync();
+            match max_body {
+                Some(max) => Capped::request(body, max).boxed_unsync(),
+                None => body,
+            }
+        });
         let req = store
             .data_mut()
             .http()
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
+        let timeout = self.limits.request_timeout;
+        let id = component.config.id.clone();
         // The guest keeps running after it has set the response head, to
-        // stream the body; that continues in this task.
+        // stream the body and finish its work; that continues in this task,
+        // within the profile's time limit.
         let task = tokio::task::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            match timeout {
+                None => run.await,
+                Some(limit) => match tokio::time::timeout(limit, run).await {
+                    Ok(done) => done,
+                    Err(_) => {
+                        tracing::warn!(component = %id, secs = limit.as_secs(), "request ended: over the profile's time limit (its work stops here)");
+                        Err(wasmtime::Error::msg(format!(
+                            "the request ran over the profile's {} s",
+                            limit.as_secs()
+                        )))
+                    }
+                },
+            }
         });
         match receiver.await {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => Ok(self.cap_response(&component.config.id, resp)),
             Ok(Err(code)) => bail!("component answered with error code {code:?}"),
             Err(_) => match task.await {
                 Ok(Ok(())) => bail!("component returned without setting a response"),
@@ -394,6 +435,33 @@ impl App {
                 Err(e) => Err(anyhow::Error::from(e).context("component task panicked")),
             },
         }
+    }
+}
+
+impl App {
+    /// The profile's response limit: a body declared over it becomes a
+    /// 500 (as the platform would fail it), a streamed one is cut there.
+    fn cap_response(
+        &self,
+        id: &str,
+        resp: Response<HyperOutgoingBody>,
+    ) -> Response<HyperOutgoingBody> {
+        let Some(max) = self.limits.max_body else {
+            return resp;
+        };
+        let declared = resp
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            tracing::error!(component = %id, bytes = declared, max, "response refused: body over the profile's limit");
+            return text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error: response body over the platform's limit\n",
+            );
+        }
+        resp.map(|body| Capped::response(body, max).boxed_unsync())
     }
 }
 
@@ -420,6 +488,7 @@ fn add_spin_interfaces(linker: &mut Linker<RequestState>) -> Result<()> {
     wasi::keyvalue::store::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     wasi::keyvalue::atomics::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     wasi::keyvalue::batch::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    fermyon::spin::redis::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 

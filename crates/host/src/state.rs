@@ -1,7 +1,7 @@
 //! Per-request state: one wasmtime `Store` per request, as Spin does, so no
 //! guest state survives between requests.
 
-use crate::kv::KvDb;
+use crate::kv::KvStores;
 use crate::outbound::OutboundPolicy;
 use crate::server::OutboundHooks;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +27,8 @@ pub struct RequestState {
     pub table: ResourceTable,
     pub hooks: OutboundHooks,
     pub component: Arc<ComponentConfig>,
-    pub kv: KvDb,
+    /// Every key-value store label of the app.
+    pub kv: KvStores,
     pub limits: wasmtime::StoreLimits,
 }
 

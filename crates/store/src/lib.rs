@@ -12,9 +12,13 @@ pub mod hash;
 pub mod index;
 pub mod journal;
 pub mod keys;
+#[cfg(all(target_arch = "wasm32", not(feature = "edge")))]
+pub mod keyvalue;
 pub mod memory;
 pub mod queue;
 pub mod record;
+#[cfg(target_arch = "wasm32")]
+pub mod redis;
 pub mod settings;
 #[cfg(target_arch = "wasm32")]
 pub mod spin;

@@ -1,81 +1,80 @@
-//! The Spin backend: `wasi:keyvalue@0.2.0-draft2` (store, atomics, batch),
-//! which Spin links next to `fermyon:spin/key-value@2.0.0` over the same
-//! stores. Bound with `wit-bindgen` from the WIT in `wit/`.
+//! The store a component opens, chosen by configuration: the whole store in
+//! Redis when the `store_redis_url` variable is set (replicas, SpinKube, the
+//! edge), else Spin's key-value store `default`. The edge build (feature
+//! `edge`) has only the Redis path, so it imports no `wasi:keyvalue` at all.
 
 use crate::backend::Kv;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
+#[cfg(not(feature = "edge"))]
+pub use crate::keyvalue::{KeyValueKv, bindings};
+pub use crate::redis::RedisKv;
 
-/// The raw `wasi:keyvalue` bindings, for components that need them directly
-/// (binding the same world twice in one component breaks the link).
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "assetgate:platform/keyvalue-atomics",
-        generate_all,
-    });
-}
+/// The variable naming the Redis that holds the store.
+pub const REDIS_URL_VARIABLE: &str = "store_redis_url";
 
-use bindings::wasi::keyvalue::{atomics, batch, store};
-
-/// A key-value store opened by label (`default` unless configured).
-pub struct SpinKv {
-    bucket: store::Bucket,
-}
-
-fn backend(e: store::Error) -> StoreError {
-    StoreError::backend(match e {
-        store::Error::NoSuchStore => "no such key-value store".to_string(),
-        store::Error::AccessDenied => {
-            "access to the key-value store denied (key_value_stores in spin.toml)".to_string()
-        }
-        store::Error::Other(m) => m,
-    })
+pub enum SpinKv {
+    #[cfg(not(feature = "edge"))]
+    KeyValue(KeyValueKv),
+    Redis(RedisKv),
 }
 
 impl SpinKv {
-    pub fn open(label: &str) -> Result<Self> {
-        Ok(SpinKv {
-            bucket: store::open(label).map_err(backend)?,
-        })
+    /// Opens the configured store. A component that does not declare
+    /// `store_redis_url` reads it as unset.
+    pub fn open_default() -> Result<Self> {
+        let url = spin_sdk::variables::get(REDIS_URL_VARIABLE)
+            .ok()
+            .filter(|u| !u.trim().is_empty());
+        match url {
+            Some(url) => Ok(SpinKv::Redis(RedisKv::open(url.trim())?)),
+            #[cfg(not(feature = "edge"))]
+            None => Ok(SpinKv::KeyValue(KeyValueKv::open("default")?)),
+            #[cfg(feature = "edge")]
+            None => Err(crate::error::StoreError::backend(
+                "the edge build keeps its store in Redis: set the store_redis_url variable \
+                 (and store_redis_host, which allowed_outbound_hosts lists)",
+            )),
+        }
     }
 
-    pub fn open_default() -> Result<Self> {
-        Self::open("default")
+    /// `redis` or `key-value`, for status pages and logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            #[cfg(not(feature = "edge"))]
+            SpinKv::KeyValue(_) => "key-value",
+            SpinKv::Redis(_) => "redis",
+        }
+    }
+
+    fn inner(&self) -> &dyn Kv {
+        match self {
+            #[cfg(not(feature = "edge"))]
+            SpinKv::KeyValue(kv) => kv,
+            SpinKv::Redis(kv) => kv,
+        }
     }
 }
 
 impl Kv for SpinKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.bucket.get(key).map_err(backend)
+        self.inner().get(key)
     }
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.bucket.set(key, value).map_err(backend)
+        self.inner().set(key, value)
     }
     fn delete(&self, key: &str) -> Result<()> {
-        self.bucket.delete(key).map_err(backend)
+        self.inner().delete(key)
     }
     fn exists(&self, key: &str) -> Result<bool> {
-        self.bucket.exists(key).map_err(backend)
+        self.inner().exists(key)
     }
     fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool> {
-        let cas = atomics::Cas::new(&self.bucket, key).map_err(backend)?;
-        if cas.current().map_err(backend)?.as_deref() != expected {
-            return Ok(false);
-        }
-        match atomics::swap(cas, new) {
-            Ok(()) => Ok(true),
-            Err(atomics::CasError::CasFailed(_)) => Ok(false),
-            Err(atomics::CasError::StoreError(e)) => Err(backend(e)),
-        }
+        self.inner().compare_and_swap(key, expected, new)
     }
     fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        atomics::increment(&self.bucket, key, delta).map_err(backend)
+        self.inner().increment(key, delta)
     }
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let found = batch::get_many(&self.bucket, keys).map_err(backend)?;
-        // The interface does not promise order; answer in the caller's.
-        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> =
-            found.into_iter().collect();
-        Ok(keys.iter().map(|k| by_key.remove(k).flatten()).collect())
+        self.inner().get_many(keys)
     }
 }

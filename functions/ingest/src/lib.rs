@@ -112,12 +112,14 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             send_json(out, 202, &serde_json::json!({ "working": true })).await;
             true
         }
+        // A DAM watching its job also keeps the queue moving: a job whose
+        // worker vanished resumes here once its lease has expired.
         (["jobs", id], Method::Get) => {
             match ctx.jobs().get::<IngestJob>(id) {
                 Ok(job) => send_json(out, 200, &job.value.view()).await,
                 Err(e) => send_error(out, &e).await,
             }
-            false
+            true
         }
         (["enqueue"] | ["poll"] | ["work"] | ["jobs", _], _) => {
             send_method_not_allowed(out).await;

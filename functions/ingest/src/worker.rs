@@ -69,8 +69,29 @@ async fn process(ctx: &Ctx, id: &str, lease: &str, attempt: u32) {
     publisher_info(ctx, &job).await;
 
     let mut transient = None;
-    let remaining: Vec<String> = job.remaining().map(|a| a.remote_id.clone()).collect();
-    for remote in remaining {
+    let remaining: Vec<(String, bool)> = job
+        .remaining()
+        .map(|a| {
+            // Left `downloading` by workers that vanished mid-download (a
+            // crash, or a platform ending the request at its time limit)
+            // as often as retries allow: it will not fit; say so.
+            let interrupted =
+                a.state == AssetState::Downloading && a.attempts >= ctx.queue.max_attempts;
+            (a.remote_id.clone(), interrupted)
+        })
+        .collect();
+    for (remote, interrupted) in remaining {
+        if interrupted {
+            set_asset(ctx, id, &remote, |a| {
+                a.state = AssetState::Failed;
+                a.reason = Some(format!(
+                    "the download was interrupted {} times (its worker's request ended: a \
+                     crash, or the platform's time limit)",
+                    a.attempts
+                ));
+            });
+            continue;
+        }
         set_asset(ctx, id, &remote, |a| {
             a.state = AssetState::Downloading;
             a.attempts += 1;

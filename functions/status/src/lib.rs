@@ -1,10 +1,11 @@
 //! `GET /status`: the application's name and version and the storage this
 //! component sees — the smallest proof that routing, the Spin SDK and the
-//! key-value store work on the host it runs on.
+//! store work on the host it runs on.
 
+use assetgate_store::Kv;
+use assetgate_store::spin::SpinKv;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::key_value::Store;
 
 #[http_component]
 fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
@@ -16,18 +17,16 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             .body(r#"{"error":"method not allowed"}"#)
             .build());
     }
-    let storage = match Store::open_default() {
-        // `exists` on a fixed key proves the store answers without reading
-        // or listing anything.
-        Ok(store) => match store.exists("assetgate/status/probe") {
-            Ok(_) => serde_json::json!({ "key_value": { "label": "default", "ok": true } }),
+    // The store every component opens (Redis when store_redis_url is set);
+    // `exists` on a fixed key proves it answers without reading or listing.
+    let storage = match SpinKv::open_default() {
+        Ok(kv) => match kv.exists("assetgate/status/probe") {
+            Ok(_) => serde_json::json!({ "backend": kv.backend_name(), "ok": true }),
             Err(e) => {
-                serde_json::json!({ "key_value": { "label": "default", "ok": false, "error": format!("{e:?}") } })
+                serde_json::json!({ "backend": kv.backend_name(), "ok": false, "error": e.to_string() })
             }
         },
-        Err(e) => {
-            serde_json::json!({ "key_value": { "label": "default", "ok": false, "error": format!("{e:?}") } })
-        }
+        Err(e) => serde_json::json!({ "ok": false, "error": e.to_string() }),
     };
     // Settings are read the way every component reads them, so a malformed
     // variable shows up here first.
@@ -41,7 +40,7 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         }),
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    let healthy = storage["key_value"]["ok"] == true && settings.get("error").is_none();
+    let healthy = storage["ok"] == true && settings.get("error").is_none();
     let body = serde_json::json!({
         "name": "assetgate",
         "version": env!("CARGO_PKG_VERSION"),

@@ -101,6 +101,14 @@ pub async fn receive(req: &mut Req, ctx: &Ctx) -> Result<Asset, StoreError> {
                 "the body is {len} bytes; upload_max_size is {max}"
             )));
         }
+        if let Some(platform) = assetgate_component::max_body().filter(|&m| len > m) {
+            return Err(StoreError::too_large(format!(
+                "the body is {len} bytes; this deployment accepts at most {platform} per \
+                 request (http_max_body_bytes, the edge platforms' 10 MiB). Send larger \
+                 assets to a Spin or SpinKube deployment, or in chunks with the EpiFiles \
+                 protocol (ManifestFile)"
+            )));
+        }
     }
     let id = secret::uuid_v4();
     let blobs = ctx.blobs();
