@@ -14,6 +14,8 @@ Exits non-zero when a run fails, never because a figure is slow.
       1 MiB base64 chunks), MD5 checked, then downloaded
       vs the same bytes PUT to and GET from a trivial loopback HTTP server
   P4  peak RSS of the host during P3 (absolute)
+  P3r, P4r  P3 and P4 with the whole store in Redis (store_redis_url, a
+      redis-server started here), same baseline
   P5  If-None-Match revalidations (304) per second at concurrency 16, 10 s
       vs a hello-world component on the same host, same load tool (wrk)
   P6  journal: append 10 000 events, then page through them with limit=100
@@ -335,8 +337,40 @@ def p2(app, compute, asset, photo, convert, sink, runs):
            "ImageMagick convert x3")
 
 
-def p3_p4(state, big, sink, users):
-    app = Host(os.path.join(ROOT, "spin.toml"), state, {"epifiles_users": users})
+class Redis:
+    """A redis-server of the bench's own (no persistence), for P3 on Redis."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if time.time() > deadline:
+                    sys.exit("bench: redis-server did not start")
+                time.sleep(0.1)
+
+    def variables(self):
+        host = f"redis://127.0.0.1:{self.port}"
+        return {"store_redis_url": host + "/0", "store_redis_host": host}
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def p3_p4(state, big, sink, users, redis=None):
+    """P3 (and P4) on the default store, or with the whole store in
+    `redis` (then reported as P3r/P4r)."""
+    variables = {"epifiles_users": users}
+    if redis:
+        variables.update(redis.variables())
+    app = Host(os.path.join(ROOT, "spin.toml"), state, variables)
     client = os.path.join(ROOT, "scripts", "epifiles-client")
     url = app.base.replace("http://", "http://bench:bench-pw@")
     size = os.path.getsize(big)
@@ -376,11 +410,12 @@ def p3_p4(state, big, sink, users):
         run(["curl", "-sS", "-f", "-o", "/dev/null", sink.base + "/" + os.path.basename(big)])
     base_up, base_down = timed(put), timed(get)
     mib = size / (1 << 20)
+    p3, p4, on = ("P3r", "P4r", ", store on Redis") if redis else ("P3", "P4", "")
     for label, (t_up, t_down) in transfers.items():
-        record("P3", f"{mib:.0f} MiB upload, {label} (s)", t_up, base_up, "s", "curl PUT to loopback sink")
-        record("P3", f"{mib:.0f} MiB download of that file, 1 MiB base64 chunks (s)", t_down, base_down, "s",
+        record(p3, f"{mib:.0f} MiB upload, {label}{on} (s)", t_up, base_up, "s", "curl PUT to loopback sink")
+        record(p3, f"{mib:.0f} MiB download of that file, 1 MiB base64 chunks{on} (s)", t_down, base_down, "s",
                "curl GET from loopback server")
-    record("P4", "peak RSS of the host during P3 (MiB)", rss, None, "MiB", "-")
+    record(p4, f"peak RSS of the host during {p3} (MiB)", rss, None, "MiB", "-")
 
 
 def p6(compute, events, per_request, parallel):
@@ -420,7 +455,7 @@ def main():
     p.add_argument("--runs", type=int, default=11)
     p.add_argument("--big-mib", type=int, default=1024)
     p.add_argument("--events", type=int, default=10000)
-    p.add_argument("--only", default="P1,P2,P3,P5,P6", help="comma-separated figures")
+    p.add_argument("--only", default="P1,P2,P3,P3r,P5,P6", help="comma-separated figures")
     a = p.parse_args()
     only = set(a.only.split(","))
     vips = tool("libvips-tools", ["vipsthumbnail"])
@@ -433,7 +468,7 @@ def main():
                          "repositories": {"phraseanet": "manager", "bench": "uploader"}}])
     sink = Sink(WORK)
     shutil.rmtree(os.path.join(WORK, "state"), ignore_errors=True)
-    for d in ["app", "probe", "p3"]:
+    for d in ["app", "probe", "p3", "p3r"]:
         os.makedirs(os.path.join(WORK, "state", d), exist_ok=True)
     app = Host(os.path.join(ROOT, "spin.toml"), os.path.join(WORK, "state", "app"), {
         "upload_api_key": "bench-upload", "epifiles_users": users,
@@ -454,6 +489,12 @@ def main():
     probe.stop()
     if "P3" in only:
         p3_p4(os.path.join(WORK, "state", "p3"), big, sink, users)
+    if "P3r" in only:
+        redis = Redis()
+        try:
+            p3_p4(os.path.join(WORK, "state", "p3r"), big, sink, users, redis)
+        finally:
+            redis.stop()
 
     print(f"assetgate benchmarks, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores")
     short = lambda cmd, n: " ".join(version(cmd).split()[:n])
