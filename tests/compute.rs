@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{HostConfig, Reply, compute_client, send, temp_dir, wait_for};
+use common::{HostConfig, Reply, compute_client, jpeg, send, temp_dir};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Read;
@@ -50,21 +50,6 @@ fn bucket(state: Arc<Mutex<Bucket>>) -> u16 {
     })
 }
 
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            ((x ^ y) & 0xff) as u8,
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
-}
-
 fn png_rgba(w: u32, h: u32, px: [u8; 4]) -> Vec<u8> {
     use image::ImageEncoder;
     let img = image::RgbaImage::from_pixel(w, h, image::Rgba(px));
@@ -106,36 +91,9 @@ impl Client {
 /// Reads the journal from the start until `n` events arrived; follows
 /// `Link: rel="next"` exactly as the Node client does.
 fn events(c: &Client, journal: &str, n: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut next = format!("{journal}?since=0");
-    let done = wait_for(90, || {
-        let r = c.call("GET", &next, &Value::Null);
-        let link = r
-            .header("link")
-            .expect("every journal answer has a Link")
-            .to_string();
-        next = link
-            .trim_start_matches('<')
-            .split(">;")
-            .next()
-            .unwrap()
-            .to_string();
-        assert!(link.ends_with("rel=\"next\""), "{link}");
-        match r.status {
-            200 => out.extend(
-                r.json()["events"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["event"].clone()),
-            ),
-            204 => assert!(r.header("retry-after").is_some()),
-            s => panic!("journal answered {s}: {}", r.text()),
-        }
-        (out.len() >= n).then_some(())
-    });
-    assert!(done.is_some(), "only {} of {n} events arrived", out.len());
-    out
+    common::follow_journal(format!("{journal}?since=0"), n, 90, |url| {
+        c.call("GET", url, &Value::Null)
+    })
 }
 
 fn by_name(events: &[Value]) -> Events {

@@ -111,21 +111,6 @@ fn get_with(url: &str, headers: &[(&'static str, String)]) -> Reply {
     send("GET", url, &with(headers), &[])
 }
 
-/// The ingest job of a commit: its identity is the upload service, the
-/// commit's token and its assets (see `assetgate_phraseanet::ingest::job_id`).
-fn job_id(base_url: &str, commit: &serde_json::Value) -> String {
-    let mut assets: Vec<&str> = commit["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assets.sort_unstable();
-    let mut parts = vec![base_url, commit["token"].as_str().unwrap()];
-    parts.extend(assets);
-    assetgate_web::secret::digest_parts(&parts)[..32].to_string()
-}
-
 fn wait_job(host: &Host, id: &str, done: &[&str]) -> serde_json::Value {
     wait_for(90, || {
         let r = get_with(
@@ -221,7 +206,7 @@ fn push_mode_upload_commit_enqueue_pull_store_ack() {
     let acked =
         acked.unwrap_or_else(|| panic!("commit never acknowledged; logs:\n{}", host.logs()));
     assert!(acked["push"]["delivered_at"].is_u64(), "{}", acked["push"]);
-    let job = wait_job(&host, &job_id(&base, &c), &["done"]);
+    let job = wait_job(&host, &ingest_job_id(&base, &c), &["done"]);
     assert_eq!(job["acknowledged"], true);
     assert_ingested(&host, &job, &[&one, &two]);
     // Acknowledged commits leave the pull listing.
@@ -264,8 +249,8 @@ fn push_without_commit_id_and_pull_of_the_same_commit_ingest_once() {
     });
     let r = enqueue(&host, pushed);
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(r.json()["id"], job_id(&base, &c));
-    let pushed_job = wait_job(&host, &job_id(&base, &c), &["done"]);
+    assert_eq!(r.json()["id"], ingest_job_id(&base, &c));
+    let pushed_job = wait_job(&host, &ingest_job_id(&base, &c), &["done"]);
     assert_eq!(pushed_job["acknowledged"], false);
     // The job keeps the order of the notification that made it.
     assert_ingested(&host, &pushed_job, &[&files[1], &files[0]]);
@@ -290,7 +275,7 @@ fn push_without_commit_id_and_pull_of_the_same_commit_ingest_once() {
         "commit never acknowledged:\n{}",
         host.logs()
     );
-    let job = wait_job(&host, &job_id(&base, &c), &["done"]);
+    let job = wait_job(&host, &ingest_job_id(&base, &c), &["done"]);
     assert_eq!(job["acknowledged"], true, "{job}");
     assert_eq!(job["commit_id"], cid);
     // Nothing was taken in twice: the same local assets.
@@ -318,7 +303,7 @@ fn pull_mode_poll_enqueues_each_commit_once() {
     let r = poll(&host);
     assert_eq!(r.json()["enqueued"], 0, "a commit is never enqueued twice");
 
-    let job = wait_job(&host, &job_id(&base, &c), &["done"]);
+    let job = wait_job(&host, &ingest_job_id(&base, &c), &["done"]);
     assert_ingested(&host, &job, &[&one]);
     let r = get_with(&host.url(&format!("/commits/{cid}")), &[bearer()]);
     assert_eq!(r.json()["acknowledged"], true);

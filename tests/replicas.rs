@@ -291,20 +291,6 @@ fn commit(host: &Host, assets: &[String]) -> Value {
     r.json()
 }
 
-/// See `assetgate_phraseanet::ingest::job_id`.
-fn job_id(base_url: &str, commit: &Value) -> String {
-    let mut assets: Vec<&str> = commit["assets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assets.sort_unstable();
-    let mut parts = vec![base_url, commit["token"].as_str().unwrap()];
-    parts.extend(assets);
-    assetgate_web::secret::digest_parts(&parts)[..32].to_string()
-}
-
 /// Polls the job on the live replicas in turn until it is done.
 fn wait_job(c: &Cluster, id: &str, secs: u64) -> Value {
     let auth = format!("ApiKey {INGEST_KEY}");
@@ -481,51 +467,21 @@ fn compute_call(c: &Cluster, method: &str, url: &str, body: &Value) -> Reply {
     )
 }
 
-/// Reads the journal from `since`, on the live replicas in turn, until
-/// `n` events arrived; the events, in journal order.
+/// Reads the journal from the start, on the live replicas in turn (each
+/// `Link` is followed on the next replica), until `n` events arrived.
 fn journal_events(c: &Cluster, journal_path: &str, n: usize, secs: u64) -> Vec<Value> {
     let alive = c.alive();
-    let mut out = Vec::new();
-    let mut next = format!("{journal_path}?since=0");
     let mut turn = 0;
-    let done = wait_for(secs, || {
+    follow_journal(format!("{journal_path}?since=0"), n, secs, |url| {
         turn += 1;
-        let host = c.host(alive[turn % alive.len()]);
-        let r = compute_call(c, "GET", &host.url(&next), &Value::Null);
-        let link = r.header("link").expect("a journal answer has a Link");
-        let url = link.trim_start_matches('<').split(">;").next().unwrap();
-        // The link is absolute, on whichever replica answered; keep its path.
-        next = url[url.find("/journal").expect("journal link")..].to_string();
-        match r.status {
-            200 => out.extend(
-                r.json()["events"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["event"].clone()),
-            ),
-            204 => assert!(r.header("retry-after").is_some()),
-            s => panic!("journal answered {s}: {}", r.text()),
-        }
-        (out.len() >= n).then_some(())
-    });
-    assert!(done.is_some(), "only {} of {n} events arrived", out.len());
-    out
-}
-
-fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            ((x ^ y) & 0xff) as u8,
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
-        .encode(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
+        let path = &url[url.find("/journal").expect("a journal link")..];
+        compute_call(
+            c,
+            "GET",
+            &c.host(alive[turn % alive.len()]).url(path),
+            &Value::Null,
+        )
+    })
 }
 
 /// Rendition names of `events`: (missing, duplicated) against `expected`,
@@ -579,7 +535,7 @@ fn three_replicas_on_one_redis_share_every_protocol_and_survive_a_killed_replica
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (i, cm) in commits.iter().enumerate() {
-        let job = wait_job(&c, &job_id(&lb, cm), 90);
+        let job = wait_job(&c, &ingest_job_id(&lb, cm), 90);
         let (m, d) = check_ingested(&c, &job, &files[i * 3..i * 3 + 3]);
         missing += m;
         duplicated += d;
@@ -706,7 +662,7 @@ fn three_replicas_on_one_redis_share_every_protocol_and_survive_a_killed_replica
     .expect("the push reached an ingest side that started pulling");
     c.kill(worker);
     eprintln!("killed replica {worker} in the middle of ingest job");
-    let job = wait_job(&c, &job_id(&lb, &cm), 120);
+    let job = wait_job(&c, &ingest_job_id(&lb, &cm), 120);
     let (m, d) = check_ingested(&c, &job, &slow);
     missing += m;
     duplicated += d;

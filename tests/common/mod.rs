@@ -599,3 +599,75 @@ pub fn raw_exchange(host: &Host, head: &[u8], body: &[u8]) -> (u16, String, Stri
     let _ = reader.read_exact(&mut content);
     (status, text, String::from_utf8_lossy(&content).into_owned())
 }
+
+/// A `w`×`h` gradient JPEG (quality 90), a typical photo-like source.
+pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            ((x ^ y) & 0xff) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+/// The ingest job of a commit: its identity is the upload service, the
+/// commit's token and its assets (see `assetgate_phraseanet::ingest::job_id`).
+pub fn ingest_job_id(base_url: &str, commit: &serde_json::Value) -> String {
+    let mut assets: Vec<&str> = commit["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assets.sort_unstable();
+    let mut parts = vec![base_url, commit["token"].as_str().unwrap()];
+    parts.extend(assets);
+    assetgate_web::secret::digest_parts(&parts)[..32].to_string()
+}
+
+/// Reads an Asset Compute journal from `start` (a URL) until `n` events
+/// arrived, following `Link: rel="next"` as Adobe's client does; `fetch`
+/// makes each GET (of the absolute URL the journal gave).
+pub fn follow_journal(
+    start: String,
+    n: usize,
+    secs: u64,
+    mut fetch: impl FnMut(&str) -> Reply,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut next = start;
+    let done = wait_for(secs, || {
+        let r = fetch(&next);
+        let link = r
+            .header("link")
+            .expect("every journal answer has a Link")
+            .to_string();
+        next = link
+            .trim_start_matches('<')
+            .split(">;")
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(link.ends_with("rel=\"next\""), "{link}");
+        match r.status {
+            200 => out.extend(
+                r.json()["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["event"].clone()),
+            ),
+            204 => assert!(r.header("retry-after").is_some()),
+            s => panic!("journal answered {s}: {}", r.text()),
+        }
+        (out.len() >= n).then_some(())
+    });
+    assert!(done.is_some(), "only {} of {n} events arrived", out.len());
+    out
+}
