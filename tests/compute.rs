@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{HostConfig, Reply, compute_client, jpeg, send, temp_dir};
+use common::{HostConfig, Reply, compute_client, jpeg, send, temp_dir, wait_for};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Read;
@@ -207,12 +207,21 @@ fn renditions_events_and_errors() {
         forged.call("POST", &url("/register"), &Value::Null).status,
         401
     );
+    // A valid token with another client's API key is an invalid API key.
     forged.token = c.token.clone();
     forged.api_key = "key-slow".into();
     assert_eq!(
         forged.call("POST", &url("/register"), &Value::Null).status,
-        403
+        401
     );
+    // A valid caller naming another organisation is forbidden.
+    let auth = format!("Bearer {}", c.token);
+    let other_org = [
+        ("authorization", auth.as_str()),
+        ("x-api-key", "key-main"),
+        ("x-gw-ims-org-id", "OTHER@AdobeOrg"),
+    ];
+    assert_eq!(send("POST", &url("/register"), &other_org, b"").status, 403);
     let simple = json!({"source": files("photo.jpg"), "renditions": [{"fmt": "png"}]});
     let r = c.call("POST", &url("/process"), &simple);
     assert_eq!(r.status, 404, "process before register: {}", r.text());
@@ -233,8 +242,8 @@ fn renditions_events_and_errors() {
     // Synchronous refusals.
     for (body, want) in [
         (
-            json!({"source": files("photo.jpg"), "renditions": [{"fmt": "bmp"}]}),
-            "unknown fmt",
+            json!({"source": files("photo.jpg"), "renditions": [{"fmt": "png"}, {"fmt": 7}]}),
+            "renditions[1]: `fmt` must be a string",
         ),
         (
             json!({"source": files("photo.jpg")}),
@@ -504,7 +513,7 @@ fn renditions_events_and_errors() {
     assert_eq!(r.json()["requestId"], "my-request-1");
     // A body over compute_max_request_bytes: 413, in the same shape.
     let head = format!(
-        "POST /process HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\nx-request-id: my-request-2\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST /process HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\nx-api-key: key-main\r\nx-gw-ims-org-id: {ORG}\r\nx-request-id: my-request-2\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         17 << 20
     );
     let (status, head) = common::raw_request(&app.host, head.as_bytes(), &vec![b' '; 17 << 20]);
@@ -611,12 +620,22 @@ fn renditions_events_and_errors() {
     assert_eq!(r.status, 204);
     assert_eq!(r.header("retry-after"), Some("2"));
     assert!(r.header("link").unwrap().contains("?since=25>"));
-    // `latest=true` continues after what was served: nothing twice.
-    assert_eq!(
-        c.call("GET", &format!("{journal}?latest=true"), &Value::Null)
-            .status,
-        204
-    );
+    // `latest=true`: from the end, less the events of the last seconds;
+    // its link is the end either way.
+    let r = c.call("GET", &format!("{journal}?latest=true"), &Value::Null);
+    assert!(r.header("link").unwrap().contains("?since=25>"));
+    if r.status == 200 {
+        let p = r.json();
+        assert_eq!(p["_page"]["last"], "25");
+        let first: u64 = p["events"][0]["position"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(p["_page"]["count"].as_u64(), Some(26 - first));
+    } else {
+        assert_eq!(r.status, 204);
+    }
     assert_eq!(
         c.call("GET", &format!("{journal}?since=abc"), &Value::Null)
             .status,
@@ -675,6 +694,288 @@ fn renditions_events_and_errors() {
     );
     let _ = app.port;
     let _ = app.bucket;
+}
+
+/// The `rel="next"` URL of a journal answer.
+fn next_link(r: &Reply) -> String {
+    let link = r.header("link").expect("every journal answer has a Link");
+    assert!(link.ends_with("rel=\"next\""), "{link}");
+    link.trim_start_matches('<')
+        .split(">;")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// One journal consumer: follows its links from `start` until it holds the
+/// event at position `last`; answers (position, event) in the order
+/// received.
+fn consume(c: &Client, start: String, last: u64) -> Vec<(u64, Value)> {
+    let mut out: Vec<(u64, Value)> = Vec::new();
+    let mut next = start;
+    let done = wait_for(90, || {
+        loop {
+            let r = c.call("GET", &next, &Value::Null);
+            next = next_link(&r);
+            match r.status {
+                200 => out.extend(r.json()["events"].as_array().unwrap().iter().map(|e| {
+                    (
+                        e["position"].as_str().unwrap().parse().unwrap(),
+                        e["event"].clone(),
+                    )
+                })),
+                204 => return None,
+                s => panic!("journal answered {s}: {}", r.text()),
+            }
+            if out.last().is_some_and(|(p, _)| *p >= last) {
+                return Some(());
+            }
+        }
+    });
+    assert!(done.is_some(), "{} events, not up to {last}", out.len());
+    out
+}
+
+/// Credentials are judged from the headers: a caller without valid ones
+/// gets its 401 (or 403) at once, whatever body it announces, before
+/// sending a byte of it, and a flood of large unauthenticated bodies does
+/// not grow the server's memory.
+#[test]
+fn unauthenticated_bodies_are_refused_unread() {
+    let state = Arc::new(Mutex::new(Bucket::default()));
+    let port = bucket(state.clone());
+    let dir = temp_dir("compute-auth-first");
+    let app = start(&dir, state, port, common::free_port());
+    let t = &app.main.token;
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("/process", String::new(), 401),
+        (
+            "/process",
+            format!(
+                "authorization: Bearer forged\r\nx-api-key: key-main\r\nx-gw-ims-org-id: {ORG}\r\n"
+            ),
+            401,
+        ),
+        (
+            "/process",
+            format!("authorization: Bearer {t}\r\nx-gw-ims-org-id: {ORG}\r\n"),
+            401,
+        ),
+        (
+            "/process",
+            format!(
+                "authorization: Bearer {t}\r\nx-api-key: key-slow\r\nx-gw-ims-org-id: {ORG}\r\n"
+            ),
+            401,
+        ),
+        (
+            "/process",
+            format!(
+                "authorization: Bearer {t}\r\nx-api-key: key-main\r\nx-gw-ims-org-id: X@AdobeOrg\r\n"
+            ),
+            403,
+        ),
+        ("/register", String::new(), 401),
+        (
+            "/unregister",
+            format!(
+                "authorization: Bearer {t}\r\nx-api-key: key-slow\r\nx-gw-ims-org-id: {ORG}\r\n"
+            ),
+            401,
+        ),
+    ];
+    let framings = [
+        format!("content-length: {}\r\n", 15 << 20),
+        "transfer-encoding: chunked\r\n".to_string(),
+    ];
+    for (path, creds, want) in &cases {
+        for framing in &framings {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-request-id: early-1\r\n{creds}{framing}\r\n"
+            );
+            let began = std::time::Instant::now();
+            // The head only: the answer cannot wait for a body never sent.
+            let (status, head, body) = common::raw_exchange(&app.host, head.as_bytes(), b"");
+            let took = began.elapsed();
+            assert_eq!(status, *want, "{path} {creds:?} {framing:?}: {head}");
+            assert!(took < std::time::Duration::from_secs(2), "{path}: {took:?}");
+            assert!(
+                head.to_ascii_lowercase().contains("x-request-id: early-1"),
+                "{head}"
+            );
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                (v["ok"].as_bool(), v["requestId"].as_str()),
+                (Some(false), Some("early-1"))
+            );
+            assert!(!v["message"].as_str().unwrap().is_empty());
+        }
+    }
+
+    // 12 parallel unauthenticated 33 MB bodies, sent in full as a careless
+    // client would, chunked (no length to refuse them by): all refused,
+    // the host's peak memory barely moves.
+    let peak = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", app.host.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+            * 1024
+    };
+    let before = peak();
+    let mut body = Vec::new();
+    for _ in 0..33 {
+        body.extend_from_slice(format!("{:x}\r\n", 1 << 20).as_bytes());
+        body.extend(std::iter::repeat_n(b' ', 1 << 20));
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let head = "POST /process HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| common::raw_request(&app.host, head.as_bytes(), &body).0))
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), 401);
+        }
+    });
+    let grew = peak().saturating_sub(before);
+    eprintln!("host peak memory grew by {} KiB", grew >> 10);
+    assert!(grew < 100 << 20, "peak memory grew by {} MiB", grew >> 20);
+    // Nothing was registered, queued or kept by any of it.
+    let keys = common::store_keys(&dir);
+    assert!(keys.is_empty(), "refused callers left {keys:?}");
+    let r = app
+        .main
+        .call("GET", &app.host.url("/journal/x"), &Value::Null);
+    assert_eq!(r.status, 404);
+}
+
+/// Renditions this service cannot make (an unknown `fmt`, a custom
+/// `worker`) beside valid ones: the request is accepted, the valid ones are
+/// made, each odd one gets `rendition_failed` `RenditionFormatUnsupported`.
+/// Meanwhile consumers read the journal concurrently, following their
+/// links: two from the start (one through `latest=true` on the empty
+/// journal), one with `latest=true` after the first batch; each sees every
+/// event after its start exactly once, in journal order.
+#[test]
+fn concurrent_consumers_and_unsupported_formats() {
+    let state = Arc::new(Mutex::new(Bucket::default()));
+    state
+        .lock()
+        .unwrap()
+        .files
+        .insert("p.jpg".into(), jpeg(64, 48));
+    let port = bucket(state.clone());
+    let dir = temp_dir("compute-consumers");
+    let app = start(&dir, state.clone(), port, common::free_port());
+    let c = &app.main;
+    let reg = c.call("POST", &app.host.url("/register"), &Value::Null);
+    let journal = reg.json()["journal"].as_str().unwrap().to_string();
+    let put = |name: &str| format!("http://127.0.0.1:{port}/put/{name}");
+    let batch = |b: usize| {
+        json!({
+            "source": format!("http://127.0.0.1:{port}/files/p.jpg"),
+            "renditions": [
+                {"name": format!("{b}-odd"), "fmt": "bmp", "userData": {"b": b}},
+                {"name": format!("{b}-png"), "fmt": "png", "width": 16, "target": put(&format!("{b}.png"))},
+                {"name": format!("{b}-worker"), "worker": "https://worker.example/run?sig=SECRET"},
+                {"name": format!("{b}-jpg"), "fmt": "jpeg", "width": 8, "target": put(&format!("{b}.jpg"))}
+            ]
+        })
+    };
+    const BATCHES: usize = 5;
+    const PER: usize = 4;
+    let total = BATCHES * PER;
+    // `latest=true` on the empty journal: a 204 whose link is the start.
+    let first = c.call("GET", &format!("{journal}?latest=true"), &Value::Null);
+    assert_eq!(first.status, 204);
+    let a_start = next_link(&first);
+    assert!(a_start.ends_with("?since=0"), "{a_start}");
+    let total = total as u64;
+    let (a, b, late) = std::thread::scope(|s| {
+        let a = s.spawn(|| consume(c, a_start, total));
+        let b = s.spawn(|| consume(c, format!("{journal}?limit=3"), total));
+        let r = c.call("POST", &app.host.url("/process"), &batch(0));
+        assert_eq!(r.status, 200, "{}", r.text());
+        // The late consumer joins once the first batch is in, before the
+        // next is sent: its `latest=true` may bring the first batch's
+        // events (they are seconds old), never fewer than what follows.
+        let in_first = wait_for(60, || {
+            let r = c.call("GET", &format!("{journal}?since={}", PER - 1), &Value::Null);
+            (r.status == 200).then_some(())
+        });
+        assert!(in_first.is_some());
+        let r = c.call("GET", &format!("{journal}?latest=true"), &Value::Null);
+        let mut late: Vec<(u64, Value)> = match r.status {
+            204 => Vec::new(),
+            _ => r.json()["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["position"].as_str().unwrap().parse().unwrap(),
+                        e["event"].clone(),
+                    )
+                })
+                .collect(),
+        };
+        let late_start = next_link(&r);
+        assert!(
+            late_start.ends_with(&format!("since={PER}")),
+            "{late_start}"
+        );
+        let rest = s.spawn(move || consume(c, late_start, total));
+        for n in 1..BATCHES {
+            let r = c.call("POST", &app.host.url("/process"), &batch(n));
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        late.extend(rest.join().unwrap());
+        (a.join().unwrap(), b.join().unwrap(), late)
+    });
+    let late_from = late[0].0 - 1;
+    assert!(
+        late_from <= PER as u64,
+        "the late consumer starts at {late_from}"
+    );
+    for (who, seen, from) in [("a", &a, 0), ("b", &b, 0), ("late", &late, late_from)] {
+        let positions: Vec<u64> = seen.iter().map(|(p, _)| *p).collect();
+        assert_eq!(positions, (from + 1..=total).collect::<Vec<_>>(), "{who}");
+    }
+    // The same events, in the same order, for everyone.
+    assert_eq!(a, b);
+    assert_eq!(&a[late_from as usize..], &late[..]);
+    for (_, e) in &a {
+        let name = e["rendition"]["name"].as_str().unwrap();
+        if name.ends_with("-odd") || name.ends_with("-worker") {
+            assert_eq!(
+                (e["type"].as_str(), e["errorReason"].as_str()),
+                (Some("rendition_failed"), Some("RenditionFormatUnsupported")),
+                "{e}"
+            );
+            assert!(
+                e["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not supported")
+            );
+        } else {
+            assert_eq!(e["type"], "rendition_created", "{e}");
+        }
+        if name.ends_with("-odd") {
+            assert_eq!(e["rendition"]["fmt"], "bmp");
+            assert_eq!(
+                e["userData"]["b"].as_u64(),
+                name.split('-').next().unwrap().parse().ok()
+            );
+        }
+        assert!(!e.to_string().contains("SECRET"), "{e}");
+    }
+    let puts = state.lock().unwrap().puts.len();
+    assert_eq!(puts, 2 * BATCHES, "the valid renditions were made");
 }
 
 mod sha1_smol_check {
@@ -765,4 +1066,60 @@ fn adobe_node_client_drop_in() {
         b"",
     );
     assert_eq!(r.status, 404);
+}
+
+/// What Adobe's Node client does: the first poll, with `latest=true`, goes
+/// out while `/process` is on its way, and renditions here are reported
+/// within milliseconds. However late that poll (up to a second here), the
+/// events of that request are in what it reads.
+#[test]
+fn latest_poll_sent_with_process_misses_nothing() {
+    let state = Arc::new(Mutex::new(Bucket::default()));
+    state
+        .lock()
+        .unwrap()
+        .files
+        .insert("src.jpg".into(), jpeg(480, 360));
+    let port = bucket(state.clone());
+    let dir = temp_dir("compute-latest");
+    let app = start(&dir, state.clone(), port, common::free_port());
+    let c = &app.main;
+    let reg = c.call("POST", &app.host.url("/register"), &Value::Null);
+    let journal = reg.json()["journal"].as_str().unwrap().to_string();
+    let mut last = 0u64;
+    for (i, delay_ms) in [0u64, 1, 5, 10, 20, 50, 100, 300, 1000]
+        .into_iter()
+        .enumerate()
+    {
+        let body = json!({"source": format!("http://127.0.0.1:{port}/files/src.jpg"), "renditions": [
+            {"name": format!("a{i}"), "fmt": "png", "width": 120, "target": format!("http://127.0.0.1:{port}/put/a{i}")},
+            {"name": format!("b{i}"), "fmt": "jpg", "width": 60, "target": format!("http://127.0.0.1:{port}/put/b{i}")}]});
+        let (status, first) = std::thread::scope(|s| {
+            let p = s.spawn(|| c.call("POST", &app.host.url("/process"), &body).status);
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let first = c.call("GET", &format!("{journal}?latest=true"), &Value::Null);
+            (p.join().unwrap(), first)
+        });
+        assert_eq!(status, 200);
+        let mut seen: Vec<(u64, Value)> = Vec::new();
+        if first.status == 200 {
+            for e in first.json()["events"].as_array().unwrap() {
+                seen.push((
+                    e["position"].as_str().unwrap().parse().unwrap(),
+                    e["event"].clone(),
+                ));
+            }
+        }
+        if !seen.iter().any(|(p, _)| *p >= last + 2) {
+            seen.extend(consume(c, next_link(&first), last + 2));
+        }
+        let mine: Vec<&str> = seen
+            .iter()
+            .filter(|(p, _)| *p > last)
+            .map(|(_, e)| e["rendition"]["name"].as_str().unwrap())
+            .collect();
+        let want = [format!("a{i}"), format!("b{i}")];
+        assert_eq!(mine, want, "poll {delay_ms} ms after /process");
+        last += 2;
+    }
 }

@@ -782,7 +782,7 @@ fn dam(delay_ms: u64, fail_first: usize) -> Dam {
 }
 
 /// An upload service pushing to `dam`; `replicas` hosts on one store.
-fn pushing_replicas(name: &str, dam: &Dam, replicas: usize) -> Vec<Host> {
+fn pushing_replicas(name: &str, dam: &Dam, replicas: usize, retry_secs: u64) -> Vec<Host> {
     let dir = temp_dir(name);
     let target = format!("http://127.0.0.1:{}", dam.port);
     (0..replicas)
@@ -791,7 +791,7 @@ fn pushing_replicas(name: &str, dam: &Dam, replicas: usize) -> Vec<Host> {
                 .var("upload_api_key", KEY)
                 .var("upload_push_url", &target)
                 .var("upload_push_host", &target)
-                .var("upload_push_retry_secs", "1")
+                .var("upload_push_retry_secs", &retry_secs.to_string())
                 .start()
         })
         .collect()
@@ -821,7 +821,7 @@ fn busy_clients(hosts: &[Host], asset: &str, secs: u64) {
 /// Commits one asset on two replicas pushing to `dam`, keeps them busy for
 /// `secs` seconds, and returns the commit as the other replica then sees it.
 fn push_under_load(name: &str, dam: &Dam, secs: u64) -> serde_json::Value {
-    let hosts = pushing_replicas(name, dam, 2);
+    let hosts = pushing_replicas(name, dam, 2, 1);
     let asset = upload_raw(&hosts[0], name.as_bytes(), "a.txt", "text/plain").json();
     let asset = asset["id"].as_str().unwrap();
     let c = commit(&hosts[1], &[asset]);
@@ -855,7 +855,9 @@ fn push_is_sent_once_per_attempt_under_concurrent_requests_and_replicas() {
 #[test]
 fn a_scheduler_retries_pushes_on_an_idle_service() {
     let dam = dam(0, 1);
-    let hosts = pushing_replicas("push-scheduler", &dam, 1);
+    // A backoff long enough that a loaded machine still makes the refused
+    // call below before the retry is due.
+    let hosts = pushing_replicas("push-scheduler", &dam, 1, 4);
     let host = &hosts[0];
     let asset = upload_raw(host, b"idle", "c.txt", "text/plain").json();
     let c = commit(host, &[asset["id"].as_str().unwrap()]);
@@ -871,7 +873,7 @@ fn a_scheduler_retries_pushes_on_an_idle_service() {
     let r = send("POST", &host.url("/push/work"), &[], b"");
     assert_eq!(r.status, 401, "{}", r.text());
     // Idle past the backoff: nothing retries by itself.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::thread::sleep(std::time::Duration::from_millis(4500));
     assert_eq!(dam.received.lock().unwrap().len(), 1);
     let auth = bearer();
     let r = send("POST", &host.url("/push/work"), &[(auth.0, &auth.1)], b"");

@@ -671,3 +671,62 @@ pub fn follow_journal(
     assert!(done.is_some(), "only {} of {n} events arrived", out.len());
     out
 }
+
+/// Every key of the store behind `state_dir` (the SQLite file the host
+/// keeps there, or its Redis database in edge runs), sorted: to check that
+/// a refused request left nothing behind.
+pub fn store_keys(state_dir: &Path) -> Vec<String> {
+    let mut keys: Vec<String> = if edge() {
+        redis::shared()
+            .command(edge_db(state_dir), &["KEYS", "*"])
+            .expect("redis KEYS")
+            .lines()
+            .map(String::from)
+            .collect()
+    } else {
+        sqlite_query(state_dir, "SELECT key FROM spin_key_value", &[])
+    };
+    keys.sort();
+    keys
+}
+
+/// The value of `key` in the store behind `state_dir`, as text.
+pub fn store_value(state_dir: &Path, key: &str) -> Option<String> {
+    if edge() {
+        let v = redis::shared()
+            .command(edge_db(state_dir), &["GET", key])
+            .expect("redis GET");
+        return (!v.is_empty()).then_some(v);
+    }
+    sqlite_query(
+        state_dir,
+        "SELECT CAST(value AS TEXT) FROM spin_key_value WHERE key = ?",
+        &[key],
+    )
+    .into_iter()
+    .next()
+}
+
+/// One column of a query on the host's SQLite store, read with python3's
+/// sqlite3 (the host holds the file open; WAL lets another reader in).
+fn sqlite_query(state_dir: &Path, sql: &str, args: &[&str]) -> Vec<String> {
+    let db = state_dir.join("sqlite_key_value.db");
+    let script = "import json, sqlite3, sys\n\
+                  c = sqlite3.connect(sys.argv[1])\n\
+                  rows = c.execute(sys.argv[2], sys.argv[3:]).fetchall()\n\
+                  print(json.dumps([r[0] for r in rows]))";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&db)
+        .arg(sql)
+        .args(args)
+        .output()
+        .expect("python3 reads the store");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON list of strings")
+}

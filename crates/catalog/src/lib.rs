@@ -40,7 +40,14 @@ pub struct Asset {
     pub id: String,
     pub size: u64,
     pub mime_type: String,
+    /// The name clients see (Phraseanet's `originalName`, download file
+    /// names): for uploads, `assetgate_web::filename::safe_filename` of the
+    /// submitted name.
     pub original_name: String,
+    /// The name exactly as the client submitted it, kept (never sent) when
+    /// it differed from `original_name`: CR/LF, path components, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_name: Option<String>,
     /// Free-form metadata the client sent (`formData`).
     pub form_data: serde_json::Value,
     /// Unix seconds.
@@ -69,6 +76,7 @@ impl Asset {
             size: d.size,
             mime_type: d.content_type.clone(),
             original_name: original_name.to_string(),
+            submitted_name: None,
             form_data,
             created_at: now,
             md5: d.digests.md5.clone(),

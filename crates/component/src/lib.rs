@@ -5,7 +5,9 @@
 use assetgate_store::{BlobConfig, Blobs, ErrorCode, Kv, StoreError};
 use assetgate_web::range::{self, ByteRange};
 use futures::{SinkExt, StreamExt};
-use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{
+    ErrorCode as HttpErrorCode, Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam,
+};
 
 /// What a handler needs to know about a request (the body stays in `body`).
 pub struct Req {
@@ -85,17 +87,42 @@ impl Req {
         self.headers.clone()
     }
 
+    /// Lenient: a malformed value is decoded with U+FFFD. Request
+    /// handlers use [`Req::param`].
     pub fn query_param(&self, name: &str) -> Option<String> {
         assetgate_web::query::get(&self.query, name)
     }
 
-    /// Segments of the whole path, percent-decoded.
+    /// Lenient: malformed escapes are kept and bytes that are not UTF-8
+    /// become U+FFFD. Request handlers use [`Req::path_segments`].
     pub fn segments(&self) -> Vec<String> {
         self.full_path
             .split('/')
             .filter(|s| !s.is_empty())
             .map(|s| assetgate_web::query::percent_decode(s, false))
             .collect()
+    }
+
+    /// Segments of the whole path, each percent-decoded strictly: a
+    /// malformed one is a 400 naming it.
+    pub fn path_segments(&self) -> Result<Vec<String>, StoreError> {
+        decode_path(&self.full_path)
+    }
+
+    /// The query string's pairs, decoded strictly (400 naming the pair).
+    pub fn params(&self) -> Result<Vec<(String, String)>, StoreError> {
+        assetgate_web::query::parse_strict(self.query.as_bytes())
+            .map_err(|e| StoreError::invalid(format!("malformed query string: {e}")))
+    }
+
+    /// The first value of `name` in the query string; the whole query
+    /// string must decode.
+    pub fn param(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .params()?
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v))
     }
 
     /// Reads the whole body, refusing more than `max` bytes (JSON and form
@@ -113,10 +140,18 @@ impl Req {
         let Some(req) = self.body.take() else {
             return Ok(Vec::new());
         };
+        let chunked = self
+            .header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         let mut stream = req.into_body_stream();
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| StoreError::invalid(format!("request body: {e:?}")))?;
+            let chunk = chunk.map_err(|e| {
+                // The host's words are for the operator; the client is
+                // told what went wrong with what it sent.
+                eprintln!("request body unreadable: {}", e.to_debug_string());
+                StoreError::invalid(body_failure(announced, chunked, out.len()))
+            })?;
             if out.len() + chunk.len() > max {
                 return Err(StoreError::too_large(format!(
                     "request body over {max} bytes"
@@ -131,6 +166,49 @@ impl Req {
         let body = self.read_body(max).await?;
         serde_json::from_slice(&body)
             .map_err(|e| StoreError::invalid(format!("body is not valid JSON: {e}")))
+    }
+}
+
+/// Segments of `path`, each percent-decoded strictly.
+pub fn decode_path(path: &str) -> Result<Vec<String>, StoreError> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, s)| {
+            assetgate_web::decode::percent_decode(s.as_bytes(), false).map_err(|e| {
+                StoreError::invalid(format!("malformed URL path: segment {}: {e}", i + 1))
+            })
+        })
+        .collect()
+}
+
+/// Why a request body could not be read, as the client can act on it.
+impl Req {
+    /// The 400 for a body that could not be read after `received` bytes,
+    /// in the client's terms (the host's words, `detail`, go to the log).
+    pub fn unreadable_body(&self, received: usize, detail: &str) -> StoreError {
+        let announced = self
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked = self
+            .header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+        eprintln!("request body unreadable: {detail}");
+        StoreError::invalid(body_failure(announced, chunked, received))
+    }
+}
+
+pub fn body_failure(announced: Option<u64>, chunked: bool, received: usize) -> String {
+    match announced {
+        Some(n) if !chunked => format!(
+            "the request body ended after {received} of the {n} bytes its Content-Length announced; send the whole body"
+        ),
+        _ if chunked => format!(
+            "the chunked request body is malformed or was cut off after {received} bytes; send it again with valid chunk framing"
+        ),
+        _ => format!(
+            "the request body could not be read to its end (the connection failed after {received} bytes); send it again"
+        ),
     }
 }
 
@@ -360,21 +438,70 @@ pub async fn fetch(
     match spin_sdk::http::send::<_, spin_sdk::http::IncomingResponse>(builder.build()).await {
         Ok(r) => Ok(r),
         Err(spin_sdk::http::SendError::Http(code)) => {
-            let text = format!("{code:?}");
-            if text.contains("Denied") || text.contains("UriInvalid") {
+            let why = describe_http_error(&code);
+            if matches!(
+                code,
+                HttpErrorCode::HttpRequestDenied | HttpErrorCode::HttpRequestUriInvalid
+            ) {
                 Err(FetchError::Permanent(format!(
-                    "request to {url} refused: {text}"
+                    "request to {url} refused: {why}"
                 )))
             } else {
                 Err(FetchError::Transient(format!(
-                    "request to {url} failed: {text}"
+                    "request to {url} failed: {why}"
                 )))
             }
+        }
+        Err(spin_sdk::http::SendError::Io(e)) => {
+            eprintln!("request to {url}: stream error: {e:?}");
+            Err(FetchError::Transient(format!(
+                "request to {url} failed: the connection broke while sending or receiving"
+            )))
         }
         Err(e) => Err(FetchError::Transient(format!(
             "request to {url} failed: {e}"
         ))),
     }
+}
+
+/// An outbound failure in words (these reach clients through job errors
+/// and gateway answers), not the binding's Debug form.
+fn describe_http_error(code: &HttpErrorCode) -> String {
+    match code {
+        HttpErrorCode::DnsTimeout => "DNS lookup timed out".into(),
+        HttpErrorCode::DnsError(_) => "DNS lookup failed".into(),
+        HttpErrorCode::DestinationNotFound => "host not found".into(),
+        HttpErrorCode::DestinationUnavailable => "host unavailable".into(),
+        HttpErrorCode::DestinationIpProhibited | HttpErrorCode::DestinationIpUnroutable => {
+            "destination address not reachable".into()
+        }
+        HttpErrorCode::ConnectionRefused => "connection refused".into(),
+        HttpErrorCode::ConnectionTerminated => "connection closed by the server".into(),
+        HttpErrorCode::ConnectionTimeout => "connection timed out".into(),
+        HttpErrorCode::ConnectionReadTimeout | HttpErrorCode::HttpResponseTimeout => {
+            "the server did not answer in time".into()
+        }
+        HttpErrorCode::ConnectionWriteTimeout => "sending the request timed out".into(),
+        HttpErrorCode::ConnectionLimitReached => "too many connections".into(),
+        HttpErrorCode::TlsProtocolError
+        | HttpErrorCode::TlsCertificateError
+        | HttpErrorCode::TlsAlertReceived(_) => "TLS handshake failed".into(),
+        HttpErrorCode::HttpRequestDenied => {
+            "destination not allowed by this application's allowed_outbound_hosts".into()
+        }
+        HttpErrorCode::HttpRequestUriInvalid => "invalid URL".into(),
+        HttpErrorCode::HttpResponseIncomplete => "the response ended early".into(),
+        HttpErrorCode::HttpProtocolError => "the server broke the HTTP protocol".into(),
+        HttpErrorCode::InternalError(Some(m)) => format!("internal error ({m})"),
+        other => format!("HTTP error ({})", variant_name(other)),
+    }
+}
+
+/// `HttpErrorCode::Foo(…)` → `Foo`: the variant's name without its payload.
+fn variant_name(code: &HttpErrorCode) -> String {
+    let text = format!("{code:?}");
+    let name = text.split(['(', ' ', '{']).next().unwrap_or("");
+    name.rsplit("::").next().unwrap_or(name).to_string()
 }
 
 /// Classifies a response status: 2xx → Ok, else why.
@@ -383,5 +510,58 @@ pub fn check_status(url: &str, status: u16) -> Result<(), FetchError> {
         200..=299 => Ok(()),
         429 | 500..=599 => Err(FetchError::Transient(format!("{url} answered {status}"))),
         _ => Err(FetchError::Permanent(format!("{url} answered {status}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_decode_strictly_naming_the_segment() {
+        assert_eq!(
+            decode_path("/api/v1/upload/jobs/a%2Db").unwrap(),
+            ["api", "v1", "upload", "jobs", "a-b"]
+        );
+        assert_eq!(decode_path("//proxy/").unwrap(), ["proxy"]);
+        assert!(decode_path("").unwrap().is_empty());
+        for (path, segment) in [
+            ("/proxy/%C3é", 2),
+            ("/%/x", 1),
+            ("/a/b/%G1", 3),
+            ("/a/%C0%AF", 2),
+            ("/a/%00", 2),
+            ("/a/%ED%A0%80/b", 2),
+            ("/%Cé", 1),
+        ] {
+            let e = decode_path(path).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Invalid, "{path}");
+            assert!(
+                e.message
+                    .starts_with(&format!("malformed URL path: segment {segment}: ")),
+                "{path}: {}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn body_failures_say_what_to_fix_without_internals() {
+        let table = [
+            (Some(1000), false, 41, "ended after 41 of the 1000 bytes"),
+            (
+                None,
+                true,
+                3,
+                "chunked request body is malformed or was cut off",
+            ),
+            (Some(1000), true, 3, "chunked"),
+            (None, false, 0, "could not be read to its end"),
+        ];
+        for (announced, chunked, received, says) in table {
+            let m = body_failure(announced, chunked, received);
+            assert!(m.contains(says), "{m}");
+            assert!(!m.contains('{') && !m.contains("Resource"), "{m}");
+        }
     }
 }

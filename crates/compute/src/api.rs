@@ -23,15 +23,6 @@ pub struct Request<'a> {
     pub origin: &'a str,
 }
 
-impl Request<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
@@ -92,41 +83,102 @@ fn error_response(e: ApiError, rid: &str, retry_after: u64) -> Response {
     json_response(e.status, rid, json!({ "ok": false, "message": e.message }))
 }
 
-pub fn handle<K: Kv + ?Sized>(svc: &Service<'_, K>, req: Request, now: u64) -> Outcome {
-    let rid = request_id(req.headers);
-    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
-    let allow = match segs.as_slice() {
-        ["register"] | ["unregister"] | ["process"] => "POST",
-        ["journal", _] => "GET",
+/// Which endpoint a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Register,
+    Unregister,
+    Process,
+    Journal(String),
+}
+
+/// A request that passed routing and authentication, its body not read
+/// yet: [`admit`] decides from the method, path and headers alone, so a
+/// caller without valid credentials is refused before it can make the
+/// server read (and hold) a body.
+pub struct Admitted<'s> {
+    route: Route,
+    client: &'s Client,
+    rid: String,
+}
+
+impl Admitted<'_> {
+    /// Only `/process` reads a body; the others ignore whatever is sent.
+    pub fn needs_body(&self) -> bool {
+        self.route == Route::Process
+    }
+
+    /// A refusal of this request's body (too large, cut short), with the
+    /// request id every other answer to it would carry.
+    pub fn refuse(&self, status: u16, message: &str) -> Response {
+        error_response(ApiError::new(status, message), &self.rid, 0)
+    }
+}
+
+/// Routing (404, 405) and credentials (401, 403), before any body.
+pub fn admit<'s, K: Kv + ?Sized>(
+    svc: &'s Service<'_, K>,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<Admitted<'s>, Response> {
+    let rid = request_id(headers);
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (route, allow) = match segs.as_slice() {
+        ["register"] => (Route::Register, "POST"),
+        ["unregister"] => (Route::Unregister, "POST"),
+        ["process"] => (Route::Process, "POST"),
+        ["journal", id] => (Route::Journal(id.to_string()), "GET"),
         _ => {
-            return Outcome {
-                response: error_response(ApiError::new(404, "no such endpoint"), &rid, 0),
-                job: None,
-            };
+            return Err(error_response(
+                ApiError::new(404, "no such endpoint"),
+                &rid,
+                0,
+            ));
         }
     };
-    if req.method != allow {
+    if method != allow {
         let mut r = error_response(
             ApiError::new(405, format!("this resource answers {allow}")),
             &rid,
             0,
         );
         r.headers.push(("allow", allow.into()));
-        return Outcome {
-            response: r,
-            job: None,
-        };
+        return Err(r);
     }
-    let result = authenticate(svc, &req).and_then(|client| match segs.as_slice() {
-        ["register"] => register(svc, &req, client, &rid, now).map(|r| (r, None)),
-        ["unregister"] => {
-            svc.unregister(client)?;
-            Ok((json_response(200, &rid, json!({ "ok": true })), None))
-        }
-        ["process"] => process(svc, &req, client, &rid, now),
-        ["journal", id] => read_journal(svc, &req, client, id, &rid).map(|r| (r, None)),
-        _ => unreachable!("routes matched above"),
-    });
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let client = svc
+        .clients
+        .authenticate(Credentials {
+            authorization: header("authorization"),
+            api_key: header("x-api-key"),
+            org: header("x-gw-ims-org-id").or(header("x-ims-org-id")),
+        })
+        .map_err(|e| error_response(e, &rid, 0))?;
+    Ok(Admitted { route, client, rid })
+}
+
+/// The answer to an admitted request (`req.body` read if it needed one).
+pub fn respond<K: Kv + ?Sized>(
+    svc: &Service<'_, K>,
+    admitted: Admitted<'_>,
+    req: Request,
+    now: u64,
+) -> Outcome {
+    let Admitted { route, client, rid } = admitted;
+    let result = match &route {
+        Route::Register => register(svc, &req, client, &rid, now).map(|r| (r, None)),
+        Route::Unregister => svc
+            .unregister(client)
+            .map(|()| (json_response(200, &rid, json!({ "ok": true })), None)),
+        Route::Process => process(svc, &req, client, &rid, now),
+        Route::Journal(id) => read_journal(svc, &req, client, id, &rid, now).map(|r| (r, None)),
+    };
     match result {
         Ok((response, job)) => Outcome { response, job },
         Err(e) => Outcome {
@@ -136,15 +188,15 @@ pub fn handle<K: Kv + ?Sized>(svc: &Service<'_, K>, req: Request, now: u64) -> O
     }
 }
 
-fn authenticate<'s, K: Kv + ?Sized>(
-    svc: &'s Service<'_, K>,
-    req: &Request,
-) -> ApiResult<&'s Client> {
-    svc.clients.authenticate(Credentials {
-        authorization: req.header("authorization"),
-        api_key: req.header("x-api-key"),
-        org: req.header("x-gw-ims-org-id").or(req.header("x-ims-org-id")),
-    })
+/// [`admit`] then [`respond`], for a request whose body is at hand.
+pub fn handle<K: Kv + ?Sized>(svc: &Service<'_, K>, req: Request, now: u64) -> Outcome {
+    match admit(svc, req.method, req.path, req.headers) {
+        Ok(admitted) => respond(svc, admitted, req, now),
+        Err(response) => Outcome {
+            response,
+            job: None,
+        },
+    }
 }
 
 fn base_url<K: Kv + ?Sized>(svc: &Service<'_, K>, req: &Request) -> String {
@@ -190,6 +242,7 @@ fn read_journal<K: Kv + ?Sized>(
     client: &Client,
     id: &str,
     rid: &str,
+    now: u64,
 ) -> ApiResult<Response> {
     let reg = svc
         .registration(&client.name)?
@@ -200,7 +253,7 @@ fn read_journal<K: Kv + ?Sized>(
         limit: query::get(req.query, "limit"),
         latest: query::get(req.query, "latest").is_some_and(|v| v == "true"),
     };
-    let page = journal::read(svc, &reg.journal, &q)?;
+    let page = journal::read(svc, &reg.journal, &q, now)?;
     let mut next = format!(
         "{}/journal/{}?since={}",
         base_url(svc, req),
@@ -231,364 +284,4 @@ fn read_journal<K: Kv + ?Sized>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clients::{Clients, token_hash};
-    use crate::config::Config;
-    use crate::error::Failure;
-    use crate::runner::{self, Fetched, Transport};
-    use assetgate_store::{BlobConfig, MemoryKv};
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// Serves GETs from a map and records PUTs.
-    #[derive(Default)]
-    struct Fake {
-        files: HashMap<String, Vec<u8>>,
-        puts: RefCell<Vec<(String, usize)>>,
-    }
-
-    impl Transport for Fake {
-        async fn get(&self, url: &str, max: u64) -> Result<Fetched, Failure> {
-            let b = self
-                .files
-                .get(url)
-                .ok_or_else(|| Failure::generic(format!("{url}: 404")))?;
-            if b.len() as u64 > max {
-                return Err(Failure::generic("too big"));
-            }
-            Ok(Fetched {
-                bytes: b.clone(),
-                content_type: None,
-            })
-        }
-        async fn put(&self, url: &str, _: &str, body: Vec<u8>) -> Result<(), String> {
-            self.puts.borrow_mut().push((url.to_string(), body.len()));
-            Ok(())
-        }
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
-
-    fn service(kv: &MemoryKv, max_in_flight: usize) -> Service<'_, MemoryKv> {
-        let clients = Clients::from_json(&format!(
-            r#"[{{"name":"aem","api_key":"k","org":"O@AdobeOrg","token_sha256":"{}","max_in_flight":{max_in_flight}}}]"#,
-            token_hash("tok")
-        ))
-        .unwrap();
-        Service::new(kv, Config::default(), clients, BlobConfig::default())
-    }
-
-    fn headers() -> Vec<(String, String)> {
-        vec![
-            ("authorization".into(), "Bearer tok".into()),
-            ("x-api-key".into(), "k".into()),
-            ("x-gw-ims-org-id".into(), "O@AdobeOrg".into()),
-        ]
-    }
-
-    fn call(
-        svc: &Service<'_, MemoryKv>,
-        method: &str,
-        path: &str,
-        query: &str,
-        body: Value,
-    ) -> Outcome {
-        let h = headers();
-        let body = if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        };
-        handle(
-            svc,
-            Request {
-                method,
-                path,
-                query,
-                headers: &h,
-                body,
-                origin: "http://gw",
-            },
-            1000,
-        )
-    }
-
-    fn json_of(r: &Response) -> Value {
-        serde_json::from_slice(&r.body).unwrap()
-    }
-
-    fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 200, 30]));
-        crate::encode::png(img.as_raw(), w, h, 3, false, None)
-    }
-
-    #[test]
-    fn register_process_and_page_the_journal() {
-        let kv = MemoryKv::new();
-        let svc = service(&kv, 8);
-        let reg = call(&svc, "POST", "/register", "", Value::Null).response;
-        assert_eq!(reg.status, 200);
-        let journal = json_of(&reg)["journal"].as_str().unwrap().to_string();
-        assert!(journal.starts_with("http://gw/journal/"));
-        // Idempotent.
-        let again = call(&svc, "POST", "/register", "", Value::Null).response;
-        assert_eq!(json_of(&again)["journal"], journal.as_str());
-        let path = journal.trim_start_matches("http://gw").to_string();
-
-        let empty = call(&svc, "GET", &path, "latest=true", Value::Null).response;
-        assert_eq!(empty.status, 204);
-        let link = empty
-            .headers
-            .iter()
-            .find(|(k, _)| *k == "link")
-            .unwrap()
-            .1
-            .clone();
-        assert_eq!(link, format!("<{journal}?since=0>; rel=\"next\""));
-
-        let mut fake = Fake::default();
-        fake.files
-            .insert("https://src.example/a.png".into(), png(40, 20));
-        let body = json!({
-            "source": "https://src.example/a.png",
-            "renditions": [
-                {"fmt": "jpg", "width": 10, "target": "https://t.example/1?sig=x"},
-                {"fmt": "png", "embedBinaryLimit": 32768},
-                {"fmt": "text"},
-                {"fmt": "webp"}
-            ]
-        });
-        let out = call(&svc, "POST", "/process", "", body);
-        assert_eq!(
-            out.response.status,
-            200,
-            "{:?}",
-            String::from_utf8_lossy(&out.response.body)
-        );
-        let job = out.job.unwrap();
-        assert!(block_on(runner::run(&svc, &fake, &job, || 1000)).unwrap());
-        // A finished job is not worked twice.
-        assert!(!block_on(runner::run(&svc, &fake, &job, || 1000)).unwrap());
-        assert_eq!(fake.puts.borrow().len(), 1);
-
-        let page = call(&svc, "GET", &path, "latest=true&limit=3", Value::Null).response;
-        assert_eq!(page.status, 200);
-        let p = json_of(&page);
-        assert_eq!(p["_page"]["count"], 3);
-        let events = p["events"].as_array().unwrap();
-        assert_eq!(events[0]["event"]["type"], "rendition_created");
-        assert_eq!(events[0]["event"]["metadata"]["tiff:ImageWidth"], 10);
-        assert_eq!(
-            events[0]["event"]["rendition"]["target"],
-            "https://t.example/1?REDACTED"
-        );
-        assert!(
-            events[1]["event"]["data"]
-                .as_str()
-                .unwrap()
-                .starts_with("data:image/png;base64,")
-        );
-        assert_eq!(events[2]["event"]["type"], "rendition_failed");
-        assert_eq!(
-            events[2]["event"]["errorReason"],
-            "RenditionFormatUnsupported"
-        );
-        let link = page
-            .headers
-            .iter()
-            .find(|(k, _)| *k == "link")
-            .unwrap()
-            .1
-            .clone();
-        assert!(link.ends_with("?since=3&limit=3>; rel=\"next\""), "{link}");
-        let rest = json_of(&call(&svc, "GET", &path, "since=3", Value::Null).response);
-        let stored = &rest["events"][0]["event"];
-        assert_eq!(
-            stored["asset"]["url"].as_str().unwrap(),
-            format!("asset:{}", stored["asset"]["id"].as_str().unwrap())
-        );
-        // latest=true continues after what was served: nothing twice.
-        assert_eq!(
-            call(&svc, "GET", &path, "latest=true", Value::Null)
-                .response
-                .status,
-            204
-        );
-        assert_eq!(
-            call(&svc, "GET", &path, "since=99", Value::Null)
-                .response
-                .status,
-            400
-        );
-
-        assert_eq!(
-            call(&svc, "POST", "/unregister", "", Value::Null)
-                .response
-                .status,
-            200
-        );
-        assert_eq!(
-            call(&svc, "POST", "/unregister", "", Value::Null)
-                .response
-                .status,
-            404
-        );
-        assert_eq!(
-            call(&svc, "GET", &path, "", Value::Null).response.status,
-            404
-        );
-        let body = json!({"source": "https://src.example/a.png", "renditions": [{"fmt": "png"}]});
-        assert_eq!(
-            call(&svc, "POST", "/process", "", body).response.status,
-            404
-        );
-    }
-
-    #[test]
-    fn in_flight_limit_answers_429_with_retry_after() {
-        let kv = MemoryKv::new();
-        let svc = service(&kv, 1);
-        call(&svc, "POST", "/register", "", Value::Null);
-        let body = json!({"source": "data:text/plain,hello", "renditions": [{"fmt": "text"}]});
-        let first = call(&svc, "POST", "/process", "", body.clone());
-        assert_eq!(first.response.status, 200);
-        let second = call(&svc, "POST", "/process", "", body.clone()).response;
-        assert_eq!(second.status, 429);
-        assert!(second.body.is_empty());
-        assert!(
-            second
-                .headers
-                .iter()
-                .any(|(k, v)| *k == "retry-after" && v == "2")
-        );
-        block_on(runner::run(
-            &svc,
-            &Fake::default(),
-            &first.job.unwrap(),
-            || 1000,
-        ))
-        .unwrap();
-        assert_eq!(
-            call(&svc, "POST", "/process", "", body).response.status,
-            200
-        );
-    }
-
-    #[test]
-    fn abandoned_jobs_are_resumed_without_repeating_events() {
-        let kv = MemoryKv::new();
-        let svc = service(&kv, 8);
-        let reg = json_of(&call(&svc, "POST", "/register", "", Value::Null).response);
-        let journal_id = reg["journal"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
-        let body = json!({"source": "data:text/plain,hello", "renditions": [{"fmt": "text"}, {"fmt": "xmp"}]});
-        let job = call(&svc, "POST", "/process", "", body).job.unwrap();
-        // A worker claims the job, reports the first rendition, and dies.
-        let q = svc.queue().unwrap();
-        q.claim_id::<crate::service::JobPayload>(&job, 1000, "dead")
-            .unwrap()
-            .unwrap();
-        svc.journal(&journal_id)
-            .unwrap()
-            .append(b"{\"type\":\"rendition_created\"}")
-            .unwrap();
-        assetgate_store::Records::new(&kv, "compute-progress")
-            .create(&job, &vec![0usize])
-            .unwrap();
-        // Before the lease runs out nobody takes it; after, `recover` does.
-        assert!(!block_on(runner::recover(&svc, &Fake::default(), || 1100)).unwrap());
-        assert!(block_on(runner::recover(&svc, &Fake::default(), || 1000 + 301)).unwrap());
-        let all = svc
-            .journal(&journal_id)
-            .unwrap()
-            .read_after(assetgate_store::Position::START, 10)
-            .unwrap();
-        assert_eq!(all.len(), 2);
-        let second: Value = serde_json::from_slice(&all[1].payload).unwrap();
-        assert_eq!(second["rendition"]["fmt"], "xmp");
-        assert!(svc.in_flight("aem").unwrap().all().unwrap().is_empty());
-    }
-
-    #[test]
-    fn auth_request_ids_and_methods() {
-        let kv = MemoryKv::new();
-        let svc = service(&kv, 8);
-        let mut h = headers();
-        h.push(("x-request-id".into(), "abc-123".into()));
-        let r = handle(
-            &svc,
-            Request {
-                method: "POST",
-                path: "/register",
-                query: "",
-                headers: &h,
-                body: vec![],
-                origin: "http://gw",
-            },
-            0,
-        )
-        .response;
-        assert!(r.headers.contains(&("x-request-id", "abc-123".into())));
-        assert_eq!(json_of(&r)["requestId"], "abc-123");
-        let status = |h: Vec<(String, String)>| {
-            handle(
-                &svc,
-                Request {
-                    method: "POST",
-                    path: "/register",
-                    query: "",
-                    headers: &h,
-                    body: vec![],
-                    origin: "",
-                },
-                0,
-            )
-            .response
-            .status
-        };
-        assert_eq!(status(vec![]), 401);
-        let mut wrong_org = headers();
-        wrong_org[2].1 = "X@AdobeOrg".into();
-        assert_eq!(status(wrong_org), 403);
-        // x-ims-org-id (what the Node client sends on journal reads) counts.
-        let mut alt = headers();
-        alt[2].0 = "x-ims-org-id".into();
-        assert_eq!(status(alt), 200);
-        let get = call(&svc, "GET", "/process", "", Value::Null).response;
-        assert_eq!(get.status, 405);
-        assert!(get.headers.contains(&("allow", "POST".into())));
-        let r = call(
-            &svc,
-            "POST",
-            "/process",
-            "",
-            json!({"source": "https://a.example/x", "renditions": [{"fmt": "bmp"}]}),
-        )
-        .response;
-        assert_eq!((r.status, json_of(&r)["ok"].clone()), (400, json!(false)));
-        assert!(json_of(&r)["message"].as_str().unwrap().contains("bmp"));
-        let r = call(
-            &svc,
-            "POST",
-            "/process",
-            "",
-            json!({"source": "asset:nope", "renditions": [{"fmt": "png"}]}),
-        )
-        .response;
-        assert_eq!(r.status, 400);
-    }
-}
+mod tests;

@@ -77,8 +77,12 @@ impl Clients {
         &self.0
     }
 
-    /// 401 without a known bearer token; 403 when the token is known but the
-    /// API key or organisation is not that client's.
+    /// Who is calling, from the headers alone (so a refusal never waits on
+    /// a body). As the reference puts it, 401 is for an invalid access
+    /// token or API key: no bearer token, a token nobody was issued, no
+    /// `x-api-key`, or a key that is not the token's client. 403 is for a
+    /// caller so identified who is not allowed what it asks: an
+    /// organisation header other than its own.
     pub fn authenticate(&self, c: Credentials<'_>) -> ApiResult<&Client> {
         let token = c
             .authorization
@@ -102,19 +106,21 @@ impl Clients {
             }
         }
         let client = found.ok_or_else(|| ApiError::new(401, "invalid access token"))?;
-        let key_ok = c
+        let key = c
             .api_key
-            .is_some_and(|k| constant_time_eq(k.trim().as_bytes(), client.api_key.as_bytes()));
-        if !key_ok {
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::new(401, "an `x-api-key` header is required"))?;
+        if !constant_time_eq(key.as_bytes(), client.api_key.as_bytes()) {
             return Err(ApiError::new(
-                403,
-                "the x-api-key header does not match this token's client",
+                401,
+                "invalid API key: the x-api-key header is not the key of this access token's client",
             ));
         }
         if c.org.map(str::trim) != Some(client.org.as_str()) {
             return Err(ApiError::new(
                 403,
-                "the x-gw-ims-org-id header does not match this token's organisation",
+                "the x-gw-ims-org-id header must name this client's IMS organisation",
             ));
         }
         Ok(client)
@@ -133,6 +139,8 @@ mod tests {
         .unwrap()
     }
 
+    /// Every way a credential can be wrong, alone: the status it gets, and
+    /// a message that says which header to fix.
     #[test]
     fn statuses_by_what_is_wrong() {
         let c = clients();
@@ -142,49 +150,157 @@ mod tests {
             org: Some("ORG1@AdobeOrg"),
         };
         assert_eq!(c.authenticate(ok).unwrap().name, "aem");
-        let status = |cr: Credentials| c.authenticate(cr).unwrap_err().status;
-        assert_eq!(
-            status(Credentials {
-                authorization: None,
-                ..ok
-            }),
-            401
-        );
-        assert_eq!(
-            status(Credentials {
-                authorization: Some("Bearer nope"),
-                ..ok
-            }),
-            401
-        );
-        assert_eq!(
-            status(Credentials {
-                authorization: Some("Basic s3cret"),
-                ..ok
-            }),
-            401
-        );
-        assert_eq!(
-            status(Credentials {
-                api_key: Some("key2"),
-                ..ok
-            }),
-            403
-        );
-        assert_eq!(
-            status(Credentials {
-                api_key: None,
-                ..ok
-            }),
-            403
-        );
-        assert_eq!(
-            status(Credentials {
-                org: Some("ORG2@AdobeOrg"),
-                ..ok
-            }),
-            403
-        );
+        let cases: Vec<(Credentials, u16, &str)> = vec![
+            (
+                Credentials {
+                    authorization: None,
+                    ..ok
+                },
+                401,
+                "Authorization",
+            ),
+            (
+                Credentials {
+                    authorization: Some(""),
+                    ..ok
+                },
+                401,
+                "Authorization",
+            ),
+            (
+                Credentials {
+                    authorization: Some("Bearer"),
+                    ..ok
+                },
+                401,
+                "Authorization",
+            ),
+            (
+                Credentials {
+                    authorization: Some("Bearer  "),
+                    ..ok
+                },
+                401,
+                "Authorization",
+            ),
+            (
+                Credentials {
+                    authorization: Some("Basic s3cret"),
+                    ..ok
+                },
+                401,
+                "Authorization",
+            ),
+            (
+                Credentials {
+                    authorization: Some("Bearer nope"),
+                    ..ok
+                },
+                401,
+                "access token",
+            ),
+            (
+                Credentials {
+                    authorization: Some("Bearer s3cret2"),
+                    ..ok
+                },
+                401,
+                "access token",
+            ),
+            (
+                Credentials {
+                    api_key: None,
+                    ..ok
+                },
+                401,
+                "x-api-key",
+            ),
+            (
+                Credentials {
+                    api_key: Some(" "),
+                    ..ok
+                },
+                401,
+                "x-api-key",
+            ),
+            (
+                Credentials {
+                    api_key: Some("key2"),
+                    ..ok
+                },
+                401,
+                "x-api-key",
+            ),
+            (
+                Credentials {
+                    api_key: Some("key"),
+                    ..ok
+                },
+                401,
+                "x-api-key",
+            ),
+            (
+                Credentials {
+                    api_key: Some("KEY1"),
+                    ..ok
+                },
+                401,
+                "x-api-key",
+            ),
+            (Credentials { org: None, ..ok }, 403, "x-gw-ims-org-id"),
+            (
+                Credentials {
+                    org: Some("ORG2@AdobeOrg"),
+                    ..ok
+                },
+                403,
+                "x-gw-ims-org-id",
+            ),
+        ];
+        for (cr, status, names) in cases {
+            let e = c.authenticate(cr).unwrap_err();
+            assert_eq!(e.status, status, "{cr:?}");
+            assert!(e.message.contains(names), "{cr:?}: {}", e.message);
+            assert!(!e.message.contains("s3cret"), "{}", e.message);
+        }
+        // Surrounding blanks and the scheme's case do not matter.
+        let loose = Credentials {
+            authorization: Some("  bearer   s3cret "),
+            api_key: Some(" key1 "),
+            org: Some(" ORG1@AdobeOrg "),
+        };
+        assert_eq!(c.authenticate(loose).unwrap().name, "aem");
+    }
+
+    /// With two clients, each token goes only with its own key: a valid
+    /// token with the other client's key is an invalid API key (401), not
+    /// a forbidden caller.
+    #[test]
+    fn a_token_with_another_clients_key_is_401() {
+        let c = Clients::from_json(&format!(
+            r#"[{{"name":"a","api_key":"ka","org":"O@AdobeOrg","token_sha256":"{}"}},
+                {{"name":"b","api_key":"kb","org":"O@AdobeOrg","token_sha256":"{}"}}]"#,
+            token_hash("ta"),
+            token_hash("tb")
+        ))
+        .unwrap();
+        for (token, key, want) in [
+            ("ta", "ka", Ok("a")),
+            ("tb", "kb", Ok("b")),
+            ("ta", "kb", Err(401)),
+            ("tb", "ka", Err(401)),
+        ] {
+            let auth = format!("Bearer {token}");
+            let got = c
+                .authenticate(Credentials {
+                    authorization: Some(&auth),
+                    api_key: Some(key),
+                    org: Some("O@AdobeOrg"),
+                })
+                .map(|c| c.name.as_str())
+                .map_err(|e| e.status);
+            assert_eq!(got, want, "{token} {key}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use crate::error::Failure;
 use crate::render::Output;
 use crate::request::{ProcessRequest, Rendition};
+
 use crate::urls::redact;
 use assetgate_web::time;
 use serde_json::{Map, Value, json};
@@ -39,10 +40,16 @@ fn redact_urls(v: &Value, key: &str) -> Value {
     }
 }
 
-/// The rendition as sent, with target, file and watermark URLs redacted.
-fn rendition(r: &Rendition) -> Value {
-    let mut o: Map<String, Value> = r.original.as_object().cloned().unwrap_or_default();
-    for (field, key) in [("target", "urls"), ("files", "url"), ("watermark", "image")] {
+/// The rendition as sent, with target, file, watermark and worker URLs
+/// redacted.
+fn rendition(original: &Value) -> Value {
+    let mut o: Map<String, Value> = original.as_object().cloned().unwrap_or_default();
+    for (field, key) in [
+        ("target", "urls"),
+        ("files", "url"),
+        ("watermark", "image"),
+        ("worker", "url"),
+    ] {
         if let Some(v) = o.get(field) {
             let redacted = redact_urls(v, key);
             o.insert(field.into(), redacted);
@@ -54,7 +61,7 @@ fn rendition(r: &Rendition) -> Value {
 fn base(
     kind: &str,
     req: &ProcessRequest,
-    r: &Rendition,
+    original: &Value,
     request_id: &str,
     now: u64,
 ) -> Map<String, Value> {
@@ -64,11 +71,11 @@ fn base(
     e.insert("requestId".into(), json!(request_id));
     // The source as sent, its URL redacted.
     e.insert("source".into(), redact_urls(&req.source_original, "url"));
-    e.insert("rendition".into(), rendition(r));
+    e.insert("rendition".into(), rendition(original));
     let user_data = req
         .user_data
         .clone()
-        .or_else(|| r.original.get("userData").cloned());
+        .or_else(|| original.get("userData").cloned());
     if let Some(u) = user_data {
         e.insert("userData".into(), u);
     }
@@ -84,7 +91,7 @@ pub fn created(
     delivered: &Delivered,
     now: u64,
 ) -> Value {
-    let mut e = base("rendition_created", req, r, request_id, now);
+    let mut e = base("rendition_created", req, &r.original, request_id, now);
     let mut m = Map::new();
     m.insert("repo:size".into(), json!(out.bytes.len()));
     m.insert("repo:sha1".into(), json!(sha1));
@@ -112,20 +119,57 @@ pub fn created(
     Value::Object(e)
 }
 
+/// `original`: the rendition object as the client sent it.
 pub fn failed(
     req: &ProcessRequest,
-    r: &Rendition,
+    original: &Value,
     request_id: &str,
     f: &Failure,
     now: u64,
 ) -> Value {
-    let mut e = base("rendition_failed", req, r, request_id, now);
+    let mut e = base("rendition_failed", req, original, request_id, now);
     e.insert("errorReason".into(), json!(f.reason.as_str()));
     e.insert("errorMessage".into(), json!(f.message));
     if let Some(size) = f.size {
         e.insert("metadata".into(), json!({ "repo:size": size }));
     }
     Value::Object(e)
+}
+
+/// When an event was reported: its `date` (made by `time::rfc3339`, read
+/// back here), in Unix seconds. `None` for anything else.
+pub fn reported_at(event: &Value) -> Option<u64> {
+    let s = event.get("date")?.as_str()?;
+    let b = s.as_bytes();
+    if b.len() != 25 || s.get(19..) != Some("+00:00") {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = s.get(from..to)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if seps.iter().any(|&(i, c)| b[i] != c)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
+        return None;
+    }
+    // Howard Hinnant's civil date → days.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }
 
 #[cfg(test)]
@@ -148,7 +192,7 @@ mod tests {
             message: "too big".into(),
             size: Some(99),
         };
-        let e = failed(&req, &req.renditions[0], "rq1", &f, 0);
+        let e = failed(&req, req.renditions[0].original(), "rq1", &f, 0);
         let text = e.to_string();
         assert!(!text.contains("SECRET"), "{text}");
         assert_eq!(e["source"]["url"], "https://s.example/a.jpg?REDACTED");
@@ -166,5 +210,32 @@ mod tests {
             (Some("RenditionTooLarge"), Some(99))
         );
         assert_eq!(e["date"], "1970-01-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn reported_at_reads_back_every_date() {
+        // Every day over centuries, at varied times of day.
+        let mut t = 0u64;
+        while t < 8_000_000_000 {
+            let e = json!({ "date": time::rfc3339(t) });
+            assert_eq!(reported_at(&e), Some(t), "{e}");
+            t += 86_400 * 3 + 3_607;
+        }
+        for bad in [
+            json!({}),
+            json!({"date": 5}),
+            json!({"date": ""}),
+            json!({"date": "2024-01-01T00:00:00Z"}),
+            json!({"date": "2024-13-01T00:00:00+00:00"}),
+            json!({"date": "2024-01-01T24:00:00+00:00"}),
+            json!({"date": "2024-01-01 00:00:00+00:00"}),
+            json!({"date": "+024-01-01T00:00:00+00:00"}),
+            json!({"date": "2024-01-01T00:00:00+01:00"}),
+            json!({"date": "２０２４-01-01T00:00:00+00:00"}),
+            json!({"date": "2024-01-01T00:00:0é00:00"}),
+            json!({"date": "2024-01-01T00:00:00+00:0é"}),
+        ] {
+            assert_eq!(reported_at(&bad), None, "{bad}");
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! `/process` bodies: validated in full before anything is stored, so a
-//! request is either refused with one clear 400 or accepted whole. The
-//! validated form is what the job queue keeps.
+//! malformed request is refused with one clear 400 and nothing is kept.
+//! A well-formed rendition this service cannot make (an unknown `fmt`, a
+//! custom `worker`) does not refuse the request: as the reference has it,
+//! it gets its own `rendition_failed` event and the others are still made.
+//! The validated form is what the job queue keeps.
 
 use crate::config::{Config, MAX_EMBED_BYTES};
 use crate::error::{ApiError, ApiResult};
@@ -120,13 +123,44 @@ pub struct Rendition {
     pub original: Value,
 }
 
+/// One entry of `renditions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Untagged: jobs queued before `Unsupported` existed hold bare renditions.
+#[serde(untagged)]
+pub enum Requested {
+    Make(Rendition),
+    /// Well-formed, but not something this service makes: reported as
+    /// `rendition_failed` `RenditionFormatUnsupported` with `message`.
+    Unsupported {
+        original: Value,
+        message: String,
+    },
+}
+
+impl Requested {
+    /// The rendition object as the client sent it.
+    pub fn original(&self) -> &Value {
+        match self {
+            Requested::Make(r) => &r.original,
+            Requested::Unsupported { original, .. } => original,
+        }
+    }
+
+    pub fn to_make(&self) -> Option<&Rendition> {
+        match self {
+            Requested::Make(r) => Some(r),
+            Requested::Unsupported { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessRequest {
     /// Absent only when every rendition is a `zip` (which names its files).
     pub source: Option<Source>,
     /// `source` as the client sent it (events echo it, URL redacted).
     pub source_original: Value,
-    pub renditions: Vec<Rendition>,
+    pub renditions: Vec<Requested>,
     pub user_data: Option<Value>,
 }
 
@@ -162,7 +196,10 @@ pub fn parse(body: &Value, cfg: &Config) -> ApiResult<ProcessRequest> {
             parse_rendition(r, cfg).map_err(|e| bad(format!("renditions[{i}]: {}", e.message)))
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let source = if source_original.is_null() && renditions.iter().all(|r| r.fmt == Fmt::Zip) {
+    let zip_only = renditions
+        .iter()
+        .all(|r| r.to_make().is_some_and(|r| r.fmt == Fmt::Zip));
+    let source = if source_original.is_null() && zip_only {
         None
     } else {
         Some(parse_source(&source_original, cfg)?)
@@ -202,14 +239,8 @@ fn parse_source(v: &Value, cfg: &Config) -> ApiResult<Source> {
     };
     urls::check(&source.url, &cfg.allowed_http_hosts, Use::Read)
         .map_err(|e| bad(format!("`source` {e}")))?;
-    if let Some(size) = source.size
-        && size > cfg.max_source_bytes
-    {
-        return Err(bad(format!(
-            "`source.size` is {size} bytes; sources of at most {} bytes are processed",
-            cfg.max_source_bytes
-        )));
-    }
+    // A declared `size` over the limit is not malformed: the renditions
+    // that need the source fail with `SourceUnsupported` when worked.
     Ok(source)
 }
 
@@ -281,19 +312,33 @@ fn dpi_field(o: &Map<String, Value>, k: &str) -> ApiResult<Option<Dpi>> {
     }
 }
 
-fn parse_rendition(v: &Value, cfg: &Config) -> ApiResult<Rendition> {
+/// The formats, as an unsupported one's message lists them.
+const SUPPORTED: &str = "png, jpg, jpeg, webp, gif, tif, tiff, text, xmp, zip";
+
+fn parse_rendition(v: &Value, cfg: &Config) -> ApiResult<Requested> {
     let o = v.as_object().ok_or_else(|| bad("must be an object"))?;
-    if o.contains_key("worker") {
-        return Err(bad(
-            "`worker` (custom Asset Compute workers) is not supported; use the built-in formats",
-        ));
+    let unsupported = |message: String| Requested::Unsupported {
+        original: v.clone(),
+        message,
+    };
+    // With a `worker`, the other fields are that application's to read
+    // (the reference), so they are not checked here.
+    if let Some(w) = o.get("worker") {
+        let w = w.as_str().ok_or_else(|| bad("`worker` must be a URL"))?;
+        return Ok(unsupported(format!(
+            "custom workers are not supported here (`worker` {}); use the built-in formats: {SUPPORTED}",
+            urls::redact(w)
+        )));
     }
-    let fmt_s = str_field(o, "fmt")?.ok_or_else(|| bad("`fmt` is required"))?;
-    let fmt = Fmt::parse(&fmt_s).ok_or_else(|| {
-        bad(format!(
-            "unknown fmt `{fmt_s}`; supported: png, jpg, jpeg, webp, gif, tif, tiff, text, xmp, zip"
-        ))
-    })?;
+    let fmt_s = str_field(o, "fmt")?
+        .filter(|f| !f.trim().is_empty())
+        .ok_or_else(|| bad("`fmt` is required"))?;
+    let Some(fmt) = Fmt::parse(&fmt_s) else {
+        let shown: String = fmt_s.chars().take(40).collect();
+        return Ok(unsupported(format!(
+            "fmt `{shown}` is not supported; supported: {SUPPORTED}"
+        )));
+    };
     let side = cfg.max_output_side as u64;
     let target = match o.get("target") {
         None | Some(Value::Null) => None,
@@ -395,7 +440,7 @@ fn parse_rendition(v: &Value, cfg: &Config) -> ApiResult<Rendition> {
         Some(_) => return Err(bad("`userData` must be an object")),
     }
     str_field(o, "name")?;
-    Ok(Rendition {
+    Ok(Requested::Make(Rendition {
         fmt,
         target,
         width: ranged(o, "width", 1, side)?.map(|n| n as u32),
@@ -421,7 +466,7 @@ fn parse_rendition(v: &Value, cfg: &Config) -> ApiResult<Rendition> {
         files,
         ignore_duplicates,
         original: v.clone(),
-    })
+    }))
 }
 
 fn check_target(url: &str, cfg: &Config) -> ApiResult<()> {
@@ -504,10 +549,11 @@ mod tests {
             ]
         });
         let r = parse(&body, &cfg()).unwrap();
-        assert_eq!(r.renditions.len(), 3);
-        assert_eq!(r.renditions[1].fmt, Fmt::Jpg);
-        assert_eq!(r.renditions[0].width, Some(48));
-        assert_eq!(r.renditions[0].original["name"], "image.48x48.png");
+        let made: Vec<&Rendition> = r.renditions.iter().filter_map(|r| r.to_make()).collect();
+        assert_eq!(made.len(), 3);
+        assert_eq!(made[1].fmt, Fmt::Jpg);
+        assert_eq!(made[0].width, Some(48));
+        assert_eq!(made[0].original["name"], "image.48x48.png");
     }
 
     #[test]
@@ -540,7 +586,18 @@ mod tests {
                 "at most 3",
             ),
             (process(json!([{"width": 10}])), "`fmt` is required"),
-            (process(json!([{"fmt": "bmp"}])), "unknown fmt `bmp`"),
+            (process(json!([{"fmt": 3}])), "`fmt` must be a string"),
+            (process(json!([{"fmt": null}])), "`fmt` is required"),
+            (process(json!([{"fmt": " "}])), "`fmt` is required"),
+            (
+                process(json!([{"fmt": "png"}, "png"])),
+                "renditions[1]: must be an object",
+            ),
+            (process(json!([{"worker": 7}])), "`worker` must be a URL"),
+            (
+                json!({"renditions": [{"fmt": "bmp"}]}),
+                "`source` is required",
+            ),
             (process(json!([{"fmt": "png", "width": "10"}])), "`width`"),
             (
                 process(json!([{"fmt": "png", "width": 0}])),
@@ -613,16 +670,8 @@ mod tests {
                 "`duplicate`",
             ),
             (
-                process(json!([{"fmt": "png", "worker": "https://w.example"}])),
-                "custom",
-            ),
-            (
                 json!({"source": "file:///etc/passwd", "renditions": [{"fmt": "png"}]}),
                 "`file:` scheme",
-            ),
-            (
-                json!({"source": {"url": "https://e.x/a", "size": 1e12}, "renditions": [{"fmt": "png"}]}),
-                "source.size",
             ),
         ];
         for (body, want) in cases {
@@ -639,20 +688,22 @@ mod tests {
     #[test]
     fn post_process_gates_crop_and_watermark_and_embed_is_capped() {
         let crop = json!({"x": 1, "y": 2, "w": 3, "h": 4});
-        let r = parse(
-            &process(json!([{"fmt": "png", "crop": crop, "embedBinaryLimit": 1_000_000}])),
-            &cfg(),
-        )
-        .unwrap();
-        assert_eq!(r.renditions[0].crop, None);
-        assert_eq!(r.renditions[0].embed_binary_limit, 32 * 1024);
-        let r = parse(
-            &process(json!([{"fmt": "png", "crop": crop, "postProcess": true}])),
-            &cfg(),
-        )
-        .unwrap();
+        let first = |body: Value| {
+            parse(&body, &cfg()).unwrap().renditions[0]
+                .to_make()
+                .unwrap()
+                .clone()
+        };
+        let r = first(process(
+            json!([{"fmt": "png", "crop": crop, "embedBinaryLimit": 1_000_000}]),
+        ));
+        assert_eq!(r.crop, None);
+        assert_eq!(r.embed_binary_limit, 32 * 1024);
+        let r = first(process(
+            json!([{"fmt": "png", "crop": crop, "postProcess": true}]),
+        ));
         assert_eq!(
-            r.renditions[0].crop,
+            r.crop,
             Some(Crop {
                 x: 1,
                 y: 2,
@@ -671,10 +722,99 @@ mod tests {
         .unwrap();
         assert_eq!(r.source, None);
         let paths: Vec<_> = r.renditions[0]
+            .to_make()
+            .unwrap()
             .files
             .iter()
             .map(|f| f.path.as_str())
             .collect();
         assert_eq!(paths, ["photo 1.jpg", "notes/a.txt"]);
+    }
+
+    /// Renditions this service cannot make, among ones it can: the request
+    /// is accepted, in order, with one `Unsupported` per such rendition;
+    /// whatever else such a rendition holds is not checked (a worker's
+    /// fields are the worker's; an unknown format's fields mean nothing).
+    #[test]
+    fn unsupported_renditions_do_not_refuse_the_request() {
+        let odd: Vec<(Value, &str)> = vec![
+            (json!({"fmt": "bmp"}), "fmt `bmp` is not supported"),
+            (json!({"fmt": "PSD", "width": "huge"}), "fmt `PSD`"),
+            (
+                json!({"fmt": "svg", "target": "http://10.0.0.1/x"}),
+                "fmt `svg`",
+            ),
+            (json!({"fmt": "jpg2000", "quality": 500}), "fmt `jpg2000`"),
+            (json!({"fmt": "png ", "name": "x"}), "fmt `png `"),
+            (json!({"fmt": "x".repeat(500)}), "is not supported"),
+            (
+                json!({"worker": "https://w.example/run?sig=SECRET", "fmt": "anything"}),
+                "custom workers",
+            ),
+            (json!({"worker": "https://w.example/run"}), "custom workers"),
+        ];
+        for (rendition, want) in odd {
+            // Alone, first, between and last among valid ones.
+            let valid = json!({"fmt": "png", "width": 10});
+            for (list, at) in [
+                (vec![rendition.clone()], 0),
+                (vec![rendition.clone(), valid.clone()], 0),
+                (vec![valid.clone(), rendition.clone(), valid.clone()], 1),
+                (vec![valid.clone(), rendition.clone()], 1),
+            ] {
+                let n = list.len();
+                let r = parse(&process(Value::Array(list)), &cfg())
+                    .unwrap_or_else(|e| panic!("{rendition}: {}", e.message));
+                assert_eq!(r.renditions.len(), n);
+                for (i, item) in r.renditions.iter().enumerate() {
+                    match item {
+                        Requested::Unsupported { original, message } => {
+                            assert_eq!(i, at, "{rendition}");
+                            assert_eq!(original, &rendition);
+                            assert!(message.contains(want), "{message}");
+                            assert!(!message.contains("SECRET"), "{message}");
+                            assert!(message.len() < 300, "{message}");
+                        }
+                        Requested::Make(m) => {
+                            assert_ne!(i, at, "{rendition}");
+                            assert_eq!((m.fmt, m.width), (Fmt::Png, Some(10)));
+                        }
+                    }
+                }
+            }
+        }
+        // A malformed rendition still refuses the whole request, even
+        // beside an unsupported one.
+        let e = parse(
+            &process(json!([{"fmt": "bmp"}, {"fmt": "png", "width": 0}])),
+            &cfg(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("renditions[1]"), "{}", e.message);
+    }
+
+    /// Jobs queued by an earlier version hold bare renditions: they still
+    /// read back, and the new form round-trips.
+    #[test]
+    fn queued_form_round_trips_and_reads_old_jobs() {
+        let r = parse(
+            &process(json!([{"fmt": "png"}, {"fmt": "bmp"}, {"worker": "https://w.example"}])),
+            &cfg(),
+        )
+        .unwrap();
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<ProcessRequest>(&text).unwrap(), r);
+        let mut old: Value = serde_json::from_str(&text).unwrap();
+        old["renditions"] = json!([old["renditions"][0].clone()]);
+        let back: ProcessRequest = serde_json::from_value(old).unwrap();
+        assert_eq!(back.renditions[0].to_make().unwrap().fmt, Fmt::Png);
+    }
+
+    /// A declared size over the limit is for the job to report, not a 400.
+    #[test]
+    fn declared_source_size_is_kept_not_refused() {
+        let body = json!({"source": {"url": "https://e.x/a", "size": 1e12}, "renditions": [{"fmt": "png"}]});
+        let r = parse(&body, &cfg()).unwrap();
+        assert_eq!(r.source.unwrap().size, Some(1_000_000_000_000));
     }
 }

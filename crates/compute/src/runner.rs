@@ -11,12 +11,12 @@ use crate::error::{Failure, Reason};
 use crate::events::{self, Delivered};
 use crate::multipart;
 use crate::render::{self, Output};
-use crate::request::{Fmt, Rendition, Target};
+use crate::request::{Fmt, Rendition, Requested, Target};
 use crate::service::{JobPayload, Service};
 use crate::urls::{self, Location, Use};
 use crate::zipper::Archive;
 use assetgate_catalog::{Asset, Catalog, Origin};
-use assetgate_store::{Blobs, Job, Kv, Records, Result};
+use assetgate_store::{Blobs, ErrorCode, Job, Kv, Records, Result};
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
@@ -93,30 +93,38 @@ async fn work<K: Kv + ?Sized, T: Transport>(
     // stops here instead of taking the next worker down too.
     let overloaded = job.attempts > svc.cfg.max_attempts;
     let mut source: Option<std::result::Result<(Vec<u8>, String), Failure>> = None;
-    for (i, r) in p.request.renditions.iter().enumerate() {
+    for (i, requested) in p.request.renditions.iter().enumerate() {
         if done.contains(&i) {
             continue;
         }
-        let result = if overloaded {
-            Err(Failure::new(
+        let result = match requested {
+            Requested::Unsupported { message, .. } => Err(Failure::new(
+                Reason::RenditionFormatUnsupported,
+                message.clone(),
+            )),
+            Requested::Make(_) if overloaded => Err(Failure::new(
                 Reason::ServiceOverLoad,
                 format!("the job was abandoned after {} attempts", job.attempts - 1),
-            ))
-        } else if now().saturating_sub(started) > svc.cfg.job_timeout_secs {
-            Err(Failure::generic(format!(
-                "the job ran past compute_job_timeout_secs ({} s)",
-                svc.cfg.job_timeout_secs
-            )))
-        } else {
-            // Fetched once, by the first rendition that needs it (zip
-            // renditions read their own files).
-            if source.is_none() && r.fmt != Fmt::Zip {
-                source = Some(fetch_source(svc, t, p).await);
+            )),
+            Requested::Make(_) if now().saturating_sub(started) > svc.cfg.job_timeout_secs => {
+                Err(Failure::generic(format!(
+                    "the job ran past compute_job_timeout_secs ({} s)",
+                    svc.cfg.job_timeout_secs
+                )))
             }
-            make_and_deliver(svc, t, p, r, source.as_ref(), now()).await
+            Requested::Make(r) => {
+                // Fetched once, by the first rendition that needs it (zip
+                // renditions read their own files).
+                if source.is_none() && r.fmt != Fmt::Zip {
+                    source = Some(fetch_source(svc, t, p).await);
+                }
+                make_and_deliver(svc, t, p, r, source.as_ref(), now())
+                    .await
+                    .map(|(out, delivered)| (r, out, delivered))
+            }
         };
         let event = match &result {
-            Ok((out, delivered)) => {
+            Ok((r, out, delivered)) => {
                 let sha1 = hex::encode(Sha1::digest(&out.bytes));
                 events::created(&p.request, r, &p.request_id, out, &sha1, delivered, now())
             }
@@ -127,7 +135,7 @@ async fn work<K: Kv + ?Sized, T: Transport>(
                     f.reason.as_str(),
                     f.message
                 );
-                events::failed(&p.request, r, &p.request_id, f, now())
+                events::failed(&p.request, requested.original(), &p.request_id, f, now())
             }
         };
         append_event(svc, p, &event)?;
@@ -198,7 +206,12 @@ async fn read<K: Kv + ?Sized, T: Transport>(
             let catalog = Catalog::new(svc.kv, Blobs::new(svc.kv, svc.blobs));
             let asset = catalog
                 .get(&id, assetgate_web::time::now())
-                .map_err(|e| Failure::generic(format!("asset:{id}: {}", e.message)))?;
+                .map_err(|e| match e.code {
+                    ErrorCode::NotFound => {
+                        Failure::generic(format!("asset:{id} is not in the store"))
+                    }
+                    _ => Failure::generic(format!("asset:{id}: {}", e.message)),
+                })?;
             if asset.size > max {
                 return Err(too_big(asset.size));
             }
@@ -235,6 +248,16 @@ async fn fetch_source<K: Kv + ?Sized, T: Transport>(
     let Some(src) = &p.request.source else {
         return Err(Failure::generic("this rendition needs a `source`"));
     };
+    let max = svc.cfg.max_source_bytes;
+    if let Some(size) = src.size
+        && size > max
+    {
+        // Not fetched: the client said it is too big.
+        return Err(Failure::new(
+            Reason::SourceUnsupported,
+            format!("`source.size` is {size} bytes; sources of at most {max} bytes are processed"),
+        ));
+    }
     let (bytes, mime) = read(svc, t, &src.url, src.mimetype.as_deref()).await?;
     if bytes.is_empty() {
         return Err(Failure::new(Reason::SourceCorrupt, "the source is empty"));

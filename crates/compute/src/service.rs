@@ -13,8 +13,10 @@ use assetgate_web::secret;
 use serde::{Deserialize, Serialize};
 
 const REGISTRATION: &str = "compute-registration";
-/// Highest journal position served, per journal (`latest=true`).
-const READ_MARK: &str = "compute-read-mark";
+/// Where earlier versions kept one shared read position per journal for
+/// `latest=true`; positions now travel in the consumers' links. Only
+/// deleted, with its journal.
+const LEGACY_READ_MARK: &str = "compute-read-mark";
 const QUEUE: &str = "compute";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,12 +107,14 @@ impl<'a, K: Kv + ?Sized> Service<'a, K> {
             .ok_or_else(|| ApiError::new(404, "this client is not registered"))?;
         self.registrations().delete(&client.name)?;
         self.journal(&reg.journal)?.remove()?;
-        Records::new(self.kv, READ_MARK).delete(&reg.journal)?;
+        Records::new(self.kv, LEGACY_READ_MARK).delete(&reg.journal)?;
         Ok(())
     }
 
     /// Persists a job for `req`; answers its id. 404 when the client is not
-    /// registered, 429 when it has too many jobs in flight.
+    /// registered, 429 when it has too many jobs in flight. Whether the
+    /// source can be read (an `asset:` id still in the store, a URL that
+    /// answers) is for the job to find out, one event per rendition.
     pub fn accept(
         &self,
         client: &Client,
@@ -121,24 +125,6 @@ impl<'a, K: Kv + ?Sized> Service<'a, K> {
         let reg = self.registration(&client.name)?.ok_or_else(|| {
             ApiError::new(404, "this client is not registered: call /register first")
         })?;
-        if let Some(src) = &req.source
-            && let Ok(crate::urls::Location::Asset(id)) =
-                crate::urls::check(&src.url, &[], crate::urls::Use::Read)
-        {
-            let catalog = assetgate_catalog::Catalog::new(
-                self.kv,
-                assetgate_store::Blobs::new(self.kv, self.blobs),
-            );
-            match catalog.get(&id, now) {
-                Ok(_) => {}
-                Err(e) if e.code == ErrorCode::NotFound => {
-                    return Err(ApiError::bad_request(format!(
-                        "`source` asset:{id} is not in the store"
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
         let limit = client.max_in_flight.unwrap_or(self.cfg.max_in_flight);
         let job_id = secret::uuid_v4();
         let in_flight = self.in_flight(&client.name)?;
@@ -163,28 +149,5 @@ impl<'a, K: Kv + ?Sized> Service<'a, K> {
             return Err(e.into());
         }
         Ok(job_id)
-    }
-
-    /// The position after which `latest=true` reads: the highest position
-    /// served so far (the start when nothing was).
-    pub fn read_mark(&self, journal: &str) -> Result<u64> {
-        Ok(Records::new(self.kv, READ_MARK)
-            .try_get::<u64>(journal)?
-            .map_or(0, |v| v.value))
-    }
-
-    pub fn advance_read_mark(&self, journal: &str, to: u64) -> Result<()> {
-        let records = Records::new(self.kv, READ_MARK);
-        loop {
-            let result = match records.try_get::<u64>(journal)? {
-                Some(v) if v.value >= to => return Ok(()),
-                Some(v) => records.update(journal, &v, &to).map(|_| ()),
-                None => records.create(journal, &to).map(|_| ()),
-            };
-            match result {
-                Err(e) if e.code == ErrorCode::Conflict => continue,
-                other => return other,
-            }
-        }
     }
 }

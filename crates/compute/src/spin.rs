@@ -1,17 +1,19 @@
-//! The Spin side, shared by the `compute` and `journal` components: read
-//! the request, call [`crate::api::handle`], answer; then work the job the
-//! request created, and take over one abandoned job if there is one (Spin
-//! has no timers: polling the journal is what keeps the queue moving).
+//! The Spin side, shared by the `compute` and `journal` components: admit
+//! the request from its headers ([`crate::api::admit`]: route and
+//! credentials), only then read its body, answer ([`crate::api::respond`]);
+//! then work the job the request created, and take over one abandoned job
+//! if there is one (Spin has no timers: polling the journal is what keeps
+//! the queue moving).
 
-use crate::api::{Request, handle};
+use crate::api::{self, Request};
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::error::{Failure, Reason};
 use crate::runner::{self, Fetched, Transport};
 use crate::service::Service;
 use assetgate_component::{FetchError, Req, check_status, fetch, method_name, send, var};
-use assetgate_store::StoreSettings;
 use assetgate_store::spin::SpinKv;
+use assetgate_store::{ErrorCode, StoreSettings};
 use assetgate_web::time;
 use futures::StreamExt;
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
@@ -100,14 +102,37 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
             return refuse(out, 500, m, &headers).await;
         }
     };
-    let body = match req.read_body(cfg.max_request_bytes as usize).await {
-        Ok(b) => b,
-        Err(e) => return refuse(out, 413, &e.message, &headers).await,
-    };
     let svc = Service::new(&kv, cfg, clients, settings.blobs);
     let method = method_name(&req.method);
-    let outcome = handle(
+    // Credentials first: a caller without them is answered at once, its
+    // body never read (nor held), and sets no work going.
+    let admitted = match api::admit(&svc, &method, &req.full_path, &headers) {
+        Ok(a) => a,
+        Err(r) => {
+            eprintln!("compute: {method} {} → {}", req.full_path, r.status);
+            return send(out, r.status, &r.headers, r.body).await;
+        }
+    };
+    let body = if admitted.needs_body() {
+        match req.read_body(svc.cfg.max_request_bytes as usize).await {
+            Ok(b) => b,
+            Err(e) => {
+                let status = if e.code == ErrorCode::TooLarge {
+                    413
+                } else {
+                    400
+                };
+                let r = admitted.refuse(status, &e.message);
+                eprintln!("compute: {method} {} → {status}", req.full_path);
+                return send(out, r.status, &r.headers, r.body).await;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let outcome = api::respond(
         &svc,
+        admitted,
         Request {
             method: &method,
             path: &req.full_path,

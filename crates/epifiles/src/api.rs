@@ -2,9 +2,11 @@
 //! component only moves bytes; every decision is here and unit-tested on
 //! the host with the in-memory store.
 
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::service::Service;
+use crate::users::User;
 use crate::xml::{self, Xml};
 use assetgate_store::Kv;
 use assetgate_web::secret::constant_time_eq;
@@ -67,53 +69,119 @@ impl Response {
     }
 }
 
-enum Route<'p> {
+enum Route {
     Manifests,
-    Manifest(&'p str),
+    Manifest(String),
     Files,
-    File(&'p str),
+    File(String),
     Outbox,
 }
 
-fn route(path: &str) -> Option<Route<'_>> {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    Some(match segs.as_slice() {
+/// The route of `path`, its segments percent-decoded strictly: a
+/// malformed one is a 400 (`invalid_encoding`), not an unknown route.
+fn route(path: &str) -> ApiResult<Option<Route>> {
+    let mut segs = Vec::new();
+    for (i, s) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
+        let seg = assetgate_web::decode::percent_decode(s.as_bytes(), false).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_encoding",
+                format!("malformed URL path: segment {}: {e}", i + 1),
+            )
+        })?;
+        segs.push(seg);
+    }
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    Ok(Some(match segs.as_slice() {
         ["epifiles", "ws", "manifest"] => Route::Manifests,
-        ["epifiles", "ws", "manifest", id] => Route::Manifest(id),
+        ["epifiles", "ws", "manifest", id] => Route::Manifest(id.to_string()),
         ["epifiles", "ws", "manifestfile"] => Route::Files,
-        ["epifiles", "ws", "manifestfile", id] => Route::File(id),
+        ["epifiles", "ws", "manifestfile", id] => Route::File(id.to_string()),
         ["epifiles", "admin", "outbox"] => Route::Outbox,
-        _ => return None,
-    })
+        _ => return Ok(None),
+    }))
 }
 
-pub fn handle<K: Kv + ?Sized>(svc: &Service<'_, K>, req: Request<'_>) -> Response {
-    let Some(route) = route(req.path) else {
-        return Response::error(ApiError::not_found("not_found", "no such endpoint"));
+/// A request whose route, method and credentials passed: what the body
+/// may be read for.
+pub struct Admitted<'c> {
+    route: Route,
+    /// `None` for the outbox, whose Bearer token was checked.
+    user: Option<&'c User>,
+}
+
+/// Everything decided from the request line and headers alone: the
+/// route, the method, the credentials. The component calls it before
+/// reading the body, so a client without credentials gets its 401 at
+/// once, however large a body it is sending.
+pub fn admit<'c, K: Kv + ?Sized>(
+    svc: &Service<'c, K>,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> Result<Admitted<'c>, Response> {
+    let route = match route(path) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Err(Response::error(ApiError::not_found(
+                "not_found",
+                "no such endpoint",
+            )));
+        }
+        Err(e) => return Err(Response::error(e)),
     };
     let allow = match route {
         Route::Manifests | Route::Outbox => "GET",
         Route::Manifest(_) | Route::File(_) => "GET, PUT",
         Route::Files => "GET, POST",
     };
-    if !allow.split(", ").any(|m| m == req.method) {
-        return Response::method_not_allowed(allow);
+    if !allow.split(", ").any(|m| m == method) {
+        return Err(Response::method_not_allowed(allow));
     }
+    let cfg: &'c Config = svc.cfg;
     if let Route::Outbox = route {
-        return outbox(svc, &req);
+        return match admin_token_ok(cfg, authorization) {
+            true => Ok(Admitted { route, user: None }),
+            false => Err(outbox_unauthorized()),
+        };
     }
-    match serve(svc, route, req) {
+    match cfg.users.authenticate(authorization) {
+        Ok(user) => Ok(Admitted {
+            route,
+            user: Some(user),
+        }),
+        Err(e) => Err(Response::error(e)),
+    }
+}
+
+/// The answer to an admitted request, once its body is read.
+pub fn respond<K: Kv + ?Sized>(
+    svc: &Service<'_, K>,
+    admitted: Admitted<'_>,
+    req: Request<'_>,
+) -> Response {
+    let Some(user) = admitted.user else {
+        return outbox(svc, &req);
+    };
+    match serve(svc, admitted.route, user, req) {
         Ok(x) => Response::xml(200, xml::success(x)),
         Err(e) => Response::error(e),
     }
 }
 
+/// The whole service as one function: [`admit`], then [`respond`].
+pub fn handle<K: Kv + ?Sized>(svc: &Service<'_, K>, req: Request<'_>) -> Response {
+    match admit(svc, req.method, req.path, req.authorization) {
+        Ok(admitted) => respond(svc, admitted, req),
+        Err(refused) => refused,
+    }
+}
+
 fn serve<K: Kv + ?Sized>(
     svc: &Service<'_, K>,
-    route: Route<'_>,
+    route: Route,
+    user: &User,
     req: Request<'_>,
 ) -> ApiResult<Xml> {
-    let user = svc.cfg.users.authenticate(req.authorization)?;
     let body = if req.method == "GET" {
         Vec::new()
     } else {
@@ -122,47 +190,54 @@ fn serve<K: Kv + ?Sized>(
     let params = Params::parse(req.query, req.content_type, body)?;
     match (route, req.method) {
         (Route::Manifests, _) => svc.list_manifests(user),
-        (Route::Manifest(id), "GET") => svc.show_manifest(user, id),
-        (Route::Manifest(id), _) => svc.archive(user, id, &params),
+        (Route::Manifest(id), "GET") => svc.show_manifest(user, &id),
+        (Route::Manifest(id), _) => svc.archive(user, &id, &params),
         (Route::Files, "GET") => match params.get("id") {
             Some(id) => svc.download(user, id, params.number("chunk_index")?),
             None => svc.list_files(user, params.get("id_manifest")),
         },
         (Route::Files, _) => svc.start_upload(user, params),
-        (Route::File(id), "GET") => svc.download(user, id, params.number("chunk_index")?),
-        (Route::File(id), _) => svc.continue_upload(user, id, params),
-        (Route::Outbox, _) => unreachable!("answered before"),
+        (Route::File(id), "GET") => svc.download(user, &id, params.number("chunk_index")?),
+        (Route::File(id), _) => svc.continue_upload(user, &id, params),
+        // `respond` answers the outbox before this.
+        (Route::Outbox, _) => Err(ApiError::not_found("not_found", "no such endpoint")),
     }
 }
 
-/// `GET /epifiles/admin/outbox?after=&limit=` with `Authorization: Bearer
-/// <epifiles_admin_token>`: the notifications, in order, as JSON.
-fn outbox<K: Kv + ?Sized>(svc: &Service<'_, K>, req: &Request<'_>) -> Response {
-    let json = |status: u16, v: serde_json::Value| Response {
+fn admin_token_ok(cfg: &Config, authorization: Option<&str>) -> bool {
+    let token = authorization
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match (&cfg.admin_token, token) {
+        (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
+        _ => false,
+    }
+}
+
+fn json(status: u16, v: serde_json::Value) -> Response {
+    Response {
         status,
         headers: vec![
             ("content-type", "application/json".into()),
             ("cache-control", "no-store".into()),
         ],
         body: v.to_string().into_bytes(),
-    };
-    let token = req
-        .authorization
-        .and_then(|h| h.trim().split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let ok = match (&svc.cfg.admin_token, token) {
-        (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
-        _ => false,
-    };
-    if !ok {
-        let mut r = json(
-            401,
-            serde_json::json!({"error": "unauthorized", "message": "Bearer <epifiles_admin_token> required"}),
-        );
-        r.headers.push(("www-authenticate", "Bearer".into()));
-        return r;
     }
+}
+
+fn outbox_unauthorized() -> Response {
+    let mut r = json(
+        401,
+        serde_json::json!({"error": "unauthorized", "message": "Bearer <epifiles_admin_token> required"}),
+    );
+    r.headers.push(("www-authenticate", "Bearer".into()));
+    r
+}
+
+/// `GET /epifiles/admin/outbox?after=&limit=` with `Authorization: Bearer
+/// <epifiles_admin_token>`: the notifications, in order, as JSON.
+fn outbox<K: Kv + ?Sized>(svc: &Service<'_, K>, req: &Request<'_>) -> Response {
     let params = match Params::parse(req.query, None, Vec::new()) {
         Ok(p) => p,
         Err(e) => {

@@ -81,7 +81,11 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         let message = params
             .get("notify_message")
             .map(|m| {
-                String::from_utf8(decode_base64(m)?).map_err(|_| {
+                // The shared decoder's message names `content`.
+                let bytes = decode_base64(m).map_err(|e| {
+                    ApiError::bad_request(e.code, "`notify_message` is not valid base64")
+                })?;
+                String::from_utf8(bytes).map_err(|_| {
                     ApiError::bad_request(
                         "invalid_parameter",
                         "`notify_message` must be base64 of UTF-8 text",

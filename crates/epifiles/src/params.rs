@@ -30,10 +30,7 @@ impl Params {
         match mime.as_str() {
             _ if body.is_empty() => {}
             "application/x-www-form-urlencoded" | "" => {
-                let text = std::str::from_utf8(&body).map_err(|_| {
-                    ApiError::bad_request("invalid_parameter", "form body is not UTF-8")
-                })?;
-                pairs = query::parse(text);
+                pairs = query::parse_strict(&body).map_err(|e| malformed("form body", e))?;
             }
             "multipart/form-data" => pairs = multipart_fields(content_type.unwrap_or(""), &body)?,
             "application/octet-stream" => raw = Some(body),
@@ -47,7 +44,10 @@ impl Params {
                 ));
             }
         }
-        pairs.extend(query::parse(query_string));
+        pairs.extend(
+            query::parse_strict(query_string.as_bytes())
+                .map_err(|e| malformed("query string", e))?,
+        );
         Ok(Params { pairs, raw })
     }
 
@@ -127,6 +127,10 @@ impl Params {
         let text = std::mem::take(&mut self.pairs[i].1);
         decode_base64(&text)
     }
+}
+
+fn malformed(what: &str, e: query::PairError) -> ApiError {
+    ApiError::bad_request("invalid_encoding", format!("malformed {what}: {e}"))
 }
 
 /// Standard base64 with padding. Line breaks (MIME-wrapped output) are
@@ -228,6 +232,35 @@ mod tests {
                 .status,
             415
         );
+    }
+
+    #[test]
+    fn malformed_encoding_anywhere_is_invalid_encoding() {
+        let form = Some("application/x-www-form-urlencoded");
+        let bodies: [&[u8]; 8] = [
+            "filename=%C3é".as_bytes(),
+            b"filename=%",
+            b"filename=%G1",
+            b"filename=a%C",
+            b"filename=%C0%AF",
+            b"filename=%FF",
+            b"filename=%00",
+            b"%ED%A0%80=1",
+        ];
+        for body in bodies {
+            let e = Params::parse("", form, body.to_vec()).err().unwrap();
+            assert_eq!((e.status, e.code), (400, "invalid_encoding"), "{e:?}");
+            assert!(e.message.starts_with("malformed form body: "), "{e:?}");
+            let query = String::from_utf8(body.to_vec()).unwrap_or_else(|_| "x=%FF".into());
+            let e = Params::parse(&query, None, Vec::new()).err().unwrap();
+            assert_eq!((e.status, e.code), (400, "invalid_encoding"), "{e:?}");
+            assert!(e.message.starts_with("malformed query string: "), "{e:?}");
+        }
+        // Raw bytes that are not UTF-8 in a form body.
+        let e = Params::parse("", form, b"comment=\xff".to_vec())
+            .err()
+            .unwrap();
+        assert_eq!(e.code, "invalid_encoding");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! HTTP Basic credentials, so the iteration count is paid per request.
 
 use crate::error::{ApiError, ApiResult};
-use assetgate_web::query::percent_decode;
+use assetgate_web::decode::percent_decode;
 use assetgate_web::secret::constant_time_eq;
 use base64::Engine;
 use serde::Deserialize;
@@ -218,9 +218,13 @@ impl Directory {
         if let Some(u) = self.login(name, password) {
             return Ok(u);
         }
+        // Decoded strictly: credentials whose escapes are malformed are
+        // simply wrong credentials (401), whatever the bytes.
         if name.contains('%') || password.contains('%') {
-            let (n, p) = (percent_decode(name, false), percent_decode(password, false));
-            if let Some(u) = self.login(&n, &p) {
+            let decode = |s: &str| percent_decode(s.as_bytes(), false).ok();
+            if let (Some(n), Some(p)) = (decode(name), decode(password))
+                && let Some(u) = self.login(&n, &p)
+            {
                 return Ok(u);
             }
         }
@@ -320,6 +324,44 @@ pub(crate) mod tests {
             Some(basic("nobody", "p:ss/w=rd?")),
         ] {
             assert_eq!(d.authenticate(bad.as_deref()).unwrap_err().status, 401);
+        }
+    }
+
+    #[test]
+    fn malformed_credentials_are_401_whatever_the_bytes() {
+        let json = format!(r#"[{{"user":"lab","password":"{}"}}]"#, hash("pw", "s"));
+        let d = Directory::parse(&json).unwrap();
+        let b64 = |raw: &[u8]| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
+        };
+        let hostile: [&[u8]; 10] = [
+            "%C3é".as_bytes(),
+            b"%",
+            b"%G1",
+            b"%C",
+            b"%C0%AF",
+            b"%FF",
+            b"%00",
+            b"%ED%A0%80",
+            b"\xff\xfe",
+            b"\xc3",
+        ];
+        for h in hostile {
+            for raw in [
+                [b"lab:".as_slice(), h].concat(),
+                [h, b":pw".as_slice()].concat(),
+                [h, b":", h].concat(),
+                h.to_vec(),
+            ] {
+                let e = d.authenticate(Some(&b64(&raw))).unwrap_err();
+                assert_eq!((e.status, e.code), (401, "unauthorized"), "{raw:?}");
+            }
+        }
+        for header in ["Basic", "Basic ", "Basic %C3é", "Basic ====", "basic\tx"] {
+            assert_eq!(d.authenticate(Some(header)).unwrap_err().status, 401);
         }
     }
 }

@@ -939,3 +939,190 @@ fn limits_methods_and_raw_chunks() {
         .get("id");
     assert_eq!(t.download("lab", &id), content);
 }
+
+/// Malformed percent-encoding in the path, the query string and the form
+/// body: 400 `invalid_encoding` with a message, nothing stored; in
+/// credentials: 401.
+#[test]
+fn malformed_encoding_is_400_everywhere_and_401_in_credentials() {
+    let t = T::new(&[]);
+    let hostile: [&[u8]; 9] = [
+        "%C3é".as_bytes(),
+        b"%",
+        b"%G1",
+        b"%C",
+        b"%C0%AF",
+        b"%FF",
+        b"%00",
+        b"%ED%A0%80",
+        b"a%C3%28",
+    ];
+    let form = Some("application/x-www-form-urlencoded");
+    let good = |name: &str| {
+        assetgate_web::query::form_encode(&[
+            ("content", &B64.encode(b"hi")),
+            ("hash", &md5(b"hi")),
+            ("filename", name),
+            ("total_chunks", "1"),
+        ])
+    };
+    for h in hostile {
+        let bad = |r: R| {
+            let r = r.fails(400, "invalid_encoding");
+            let message = r.get("message");
+            assert!(message.starts_with("malformed "), "{message}");
+            assert!(!message.contains("Resource") && !message.contains('{'));
+        };
+        // Path segments (the host hands over text, so only text here).
+        if let Ok(s) = std::str::from_utf8(h) {
+            bad(t.get("lab", &format!("/epifiles/ws/manifest/{s}"), ""));
+            bad(t.get("lab", &format!("/epifiles/ws/manifestfile/1{s}"), ""));
+            bad(t.get(
+                "lab",
+                "/epifiles/ws/manifestfile",
+                &format!("id_manifest={s}"),
+            ));
+            bad(t.get("lab", "/epifiles/ws/manifestfile", &format!("{s}=1")));
+            bad(t.call(
+                "POST",
+                "/epifiles/ws/manifestfile",
+                &format!("comment={s}"),
+                Some("lab"),
+                good("a.txt").into_bytes(),
+                form,
+            ));
+        }
+        // Form bodies: in a value, in a name, next to good fields.
+        for body in [
+            [good("a.txt").as_bytes(), b"&comment=", h].concat(),
+            [b"filename=".as_slice(), h, b"&", good("").as_bytes()].concat(),
+            [h, b"=1&", good("a.txt").as_bytes()].concat(),
+        ] {
+            bad(t.call(
+                "POST",
+                "/epifiles/ws/manifestfile",
+                "",
+                Some("lab"),
+                body.clone(),
+                form,
+            ));
+            bad(t.call(
+                "PUT",
+                "/epifiles/ws/manifest/1",
+                "",
+                Some("lab"),
+                body,
+                form,
+            ));
+        }
+        // Credentials: wrong, whatever the bytes.
+        for raw in [
+            [b"lab:".as_slice(), h].concat(),
+            [h, b":lab-pw".as_slice()].concat(),
+        ] {
+            let svc = Service {
+                kv: &t.kv,
+                cfg: &t.cfg,
+                now: t.now.get(),
+                webhook: false,
+            };
+            let auth = format!("Basic {}", B64.encode(&raw));
+            let r = R(handle(
+                &svc,
+                Request {
+                    method: "GET",
+                    path: "/epifiles/ws/manifest",
+                    query: "",
+                    authorization: Some(&auth),
+                    content_type: None,
+                    body: Vec::new(),
+                },
+            ));
+            r.fails(401, "unauthorized");
+        }
+    }
+    // Nothing was stored by any of them.
+    assert_eq!(
+        t.get("lab", "/epifiles/ws/manifest", "")
+            .text()
+            .matches("<manifest>")
+            .count(),
+        0
+    );
+    t.get("lab", "/epifiles/ws/manifestfile/1", "")
+        .fails(404, "not_found");
+}
+
+/// Method, path, credentials, and the refusal expected (status, code).
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<(u16, &'a str)>);
+
+/// What needs no body is decided before it: the component reads a body
+/// only for an admitted request.
+#[test]
+fn admission_decides_route_method_and_credentials_without_the_body() {
+    use assetgate_epifiles::api::admit;
+    let t = T::new(&[]);
+    let svc = Service {
+        kv: &t.kv,
+        cfg: &t.cfg,
+        now: t.now.get(),
+        webhook: false,
+    };
+    let lab = format!("Basic {}", B64.encode("lab:lab-pw"));
+    let cases: [Case; 9] = [
+        (
+            "POST",
+            "/epifiles/ws/manifestfile",
+            None,
+            Some((401, "unauthorized")),
+        ),
+        (
+            "POST",
+            "/epifiles/ws/manifestfile",
+            Some("Basic bGFiOndyb25n"),
+            Some((401, "unauthorized")),
+        ),
+        ("POST", "/epifiles/ws/manifestfile", Some(&lab), None),
+        ("PUT", "/epifiles/ws/manifestfile/abc", Some(&lab), None),
+        (
+            "POST",
+            "/epifiles/ws/manifest",
+            Some(&lab),
+            Some((405, "method_not_allowed")),
+        ),
+        ("POST", "/epifiles/ws/nope", None, Some((404, "not_found"))),
+        (
+            "POST",
+            "/epifiles/ws/manifestfile/%C3é",
+            None,
+            Some((400, "invalid_encoding")),
+        ),
+        (
+            "GET",
+            "/epifiles/admin/outbox",
+            Some(&lab),
+            Some((401, "unauthorized")),
+        ),
+        (
+            "GET",
+            "/epifiles/admin/outbox",
+            Some("Bearer admin-secret"),
+            None,
+        ),
+    ];
+    for (method, path, auth, refused) in cases {
+        match (admit(&svc, method, path, auth), refused) {
+            (Ok(_), None) => {}
+            (Err(r), Some((status, code))) => {
+                assert_eq!(r.status, status, "{method} {path}");
+                let text = String::from_utf8_lossy(&r.body).into_owned();
+                assert!(text.contains(code), "{method} {path}: {text}");
+                if status == 401 {
+                    assert!(r.header("www-authenticate").is_some());
+                }
+            }
+            (Ok(_), Some(x)) => panic!("{method} {path}: admitted, expected {x:?}"),
+            (Err(r), None) => panic!("{method} {path}: refused with {}", r.status),
+        }
+    }
+}

@@ -2,26 +2,13 @@
 //! without a Spin binary. It implements exactly the Spin host interfaces
 //! assetgate uses; it is the embedded default for running and the engine of
 //! the end-to-end tests, not a replacement for Spin.
-
-mod bindings;
-mod dev;
-mod host_kv;
-mod host_redis;
-mod kv;
-mod manifest;
-mod outbound;
-mod profile;
-mod resp;
-mod routes;
-mod runtime_config;
-mod server;
-mod state;
-mod variables;
+//!
+//! The host itself is the `assetgate_host` library (`src/lib.rs`); this
+//! binary is its command line and accept loop.
 
 use anyhow::{Context, Result, anyhow};
+use assetgate_host::{connection, dev, manifest, profile, server};
 use clap::Parser;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,6 +64,17 @@ struct Cli {
     /// RUNTIME_CONFIG_FILE when not given, as Spin does.
     #[arg(long, value_name = "PATH", env = "RUNTIME_CONFIG_FILE")]
     runtime_config_file: Option<PathBuf>,
+    /// Close a connection whose next request head (start line and headers)
+    /// has not fully arrived this many seconds after the connection opened
+    /// or after its previous response: slow-loris and idle keep-alive
+    /// connections alike. Request bodies are not timed by it.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = connection::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    header_read_timeout_secs: u64,
 }
 
 fn parse_variables(raw: &[String]) -> Result<BTreeMap<String, String>> {
@@ -163,6 +161,9 @@ async fn run(cli: Cli) -> Result<()> {
     std::io::stdout().flush()?;
     tracing::info!(app = %app.name, version = %app.version, "application loaded");
 
+    let limits = connection::Limits {
+        header_read_timeout: std::time::Duration::from_secs(cli.header_read_timeout_secs),
+    };
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -175,21 +176,7 @@ async fn run(cli: Cli) -> Result<()> {
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let app = Arc::clone(&app);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let app = Arc::clone(&app);
-                        async move { Ok::<_, std::convert::Infallible>(app.handle(req, client).await) }
-                    });
-                    if let Err(e) = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        tracing::debug!(%client, error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(connection::serve(stream, client, Arc::clone(&app), limits));
             }
             _ = &mut shutdown => {
                 tracing::info!("shutting down");

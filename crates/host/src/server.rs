@@ -218,6 +218,17 @@ impl App {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let mut req = req;
+        // RFC 9112 §3.2, before routing: no component sees a request whose
+        // Host is missing (HTTP/1.1), repeated or malformed.
+        if let Err(refusal) = crate::host_header::check(&mut req) {
+            tracing::info!(method = %req.method(), path = %req.uri().path(), status = 400, reason = refusal.reason(), "request refused: bad Host header");
+            let mut resp = text_response(StatusCode::BAD_REQUEST, refusal.body());
+            // The client is broken or hostile: do not read another request.
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
         self.dispatch(req, Some(client), Target::Route).await
     }
 

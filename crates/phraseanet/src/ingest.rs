@@ -65,7 +65,7 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
     if authority.is_empty() {
         return Err(bad("has no host"));
     }
-    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+    if path.split('/').any(is_dot_segment) {
         return Err(bad("must not contain dot segments"));
     }
     Ok(format!(
@@ -73,6 +73,13 @@ pub fn normalize_base_url(url: &str) -> Result<String> {
         authority.to_ascii_lowercase(),
         path.trim_end_matches('/')
     ))
+}
+
+/// `.` or `..`, also percent-encoded: an HTTP client reads `%2e` as a dot
+/// (WHATWG URL), so `/api/%2e%2e/x` would leave an allowed `/api`.
+fn is_dot_segment(seg: &str) -> bool {
+    let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+    seg == "." || seg == ".."
 }
 
 fn remote_id_ok(id: &str) -> bool {
@@ -319,6 +326,11 @@ mod tests {
             "http://upload.example.com",
             "file:///etc/passwd",
             "https://upload.example.com/../x",
+            // Found by fuzzing (fuzz/artifacts/hydra_ingest_json): encoded
+            // dot segments passed as ordinary path segments.
+            "https://upload.example.com/%2e%2e/x",
+            "http://127.0.0.1:8080/api/.%2E/x",
+            "http://127.0.0.1:8080/api/%2e",
             "https://upload.example.com?x=1",
         ] {
             assert!(

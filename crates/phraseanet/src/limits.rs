@@ -61,14 +61,18 @@ impl Limits {
         }
         let n =
             |name: &str, default: u64, min: u64| number(get(name), name, default, min, u64::MAX);
+        // Bounded (a century) so that seconds and `now + retention` cannot
+        // overflow.
+        let days =
+            |name: &str, default: u64, min: u64| number(get(name), name, default, min, 36_500);
         Ok(Limits {
             max_upload_size: n(MAX_UPLOAD_SIZE, d.max_upload_size, 1)?,
             max_files_per_commit: n(MAX_FILES_PER_COMMIT, d.max_files_per_commit as u64, 1)?
                 as usize,
             max_commit_size: n(MAX_COMMIT_SIZE, d.max_commit_size, 1)?,
             allowed_mime_types: mime,
-            retention_secs: n(RETENTION_DAYS, 7, 1)? * 86_400,
-            acked_retention_secs: n(ACKED_RETENTION_DAYS, 1, 0)? * 86_400,
+            retention_secs: days(RETENTION_DAYS, 7, 1)? * 86_400,
+            acked_retention_secs: days(ACKED_RETENTION_DAYS, 1, 0)? * 86_400,
         })
     }
 
@@ -110,6 +114,8 @@ mod tests {
         assert!(!l.mime_allowed("garbage"));
         assert!(Limits::default().mime_allowed("video/mp4"));
         assert!(Limits::from_lookup(|n| (n == MAX_UPLOAD_SIZE).then(|| "x".into())).is_err());
+        let huge = u64::MAX.to_string();
+        assert!(Limits::from_lookup(|n| (n == RETENTION_DAYS).then(|| huge.clone())).is_err());
         assert!(
             Limits::from_lookup(|n| (n == ALLOWED_MIME_TYPES).then(|| "image".into())).is_err()
         );

@@ -113,6 +113,45 @@ fn unreadable(e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Unprocessable(format!("the image cannot be read: {e}"))
 }
 
+/// A decoder's error: its own memory limit is a source too large (413,
+/// as README documents), not an unreadable image.
+fn decoder_failed(e: image::ImageError) -> PipelineError {
+    match e {
+        image::ImageError::Limits(_) => PipelineError::TooLarge(
+            "decoding this source needs more memory than a render may use \
+             (preview_max_decode_bytes, and the decoder's own ceiling)"
+                .into(),
+        ),
+        other => unreadable(other),
+    }
+}
+
+/// Width and height as the PNG IHDR or the GIF screen descriptor states
+/// them, read from fixed offsets: the pixel limit is checked before a
+/// decoder sees the header (decoders refuse huge claims with their own
+/// memory errors first, which are not the documented answer).
+fn declared_size(bytes: &[u8], format: SourceFormat) -> Option<(u32, u32)> {
+    let be = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let le16 = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    match format {
+        SourceFormat::Png if bytes.get(12..16) == Some(b"IHDR") => Some((be(16)?, be(20)?)),
+        SourceFormat::Gif => Some((le16(6)? as u32, le16(8)? as u32)),
+        _ => None,
+    }
+}
+
+fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if pixels > limits.max_source_pixels {
+        return Err(PipelineError::TooLarge(format!(
+            "the source is {width}x{height} ({:.1} MP); previews are made from at most {:.1} MP (preview_max_source_pixels)",
+            pixels as f64 / 1e6,
+            limits.max_source_pixels as f64 / 1e6
+        )));
+    }
+    Ok(())
+}
+
 fn sniff(bytes: &[u8]) -> Result<SourceFormat> {
     if bytes.starts_with(b"\xFF\xD8\xFF") {
         Ok(SourceFormat::Jpeg)
@@ -134,12 +173,15 @@ fn sniff(bytes: &[u8]) -> Result<SourceFormat> {
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe> {
     if bytes.len() as u64 > limits.max_source_bytes {
         return Err(PipelineError::TooLarge(format!(
-            "the source has {} bytes; previews are made from at most {}",
+            "the source has {} bytes; previews are made from at most {} (preview_max_source_bytes)",
             bytes.len(),
             limits.max_source_bytes
         )));
     }
     let format = sniff(bytes)?;
+    if let Some((w, h)) = declared_size(bytes, format) {
+        check_pixels(w, h, limits)?;
+    }
     let (width, height, orientation) = match format {
         SourceFormat::Jpeg => {
             let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
@@ -152,19 +194,18 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe> {
             (info.width as u32, info.height as u32, o)
         }
         _ => {
-            let mut dec = reader(bytes, format)?.into_decoder().map_err(unreadable)?;
+            let mut dec = reader(bytes, format)?
+                .into_decoder()
+                .map_err(decoder_failed)?;
             let (w, h) = dec.dimensions();
             let o = dec.orientation().unwrap_or(Orientation::NoTransforms);
             (w, h, o)
         }
     };
-    let pixels = width as u64 * height as u64;
-    if pixels > limits.max_source_pixels {
-        return Err(PipelineError::TooLarge(format!(
-            "the source is {width}x{height} ({:.1} MP); previews are made from at most {:.1} MP",
-            pixels as f64 / 1e6,
-            limits.max_source_pixels as f64 / 1e6
-        )));
+    check_pixels(width, height, limits)?;
+    if width == 0 || height == 0 {
+        // Nothing to crop or fit (and the steps below divide by sides).
+        return Err(unreadable(format!("the image is {width}x{height} pixels")));
     }
     Ok(Probe {
         format,
@@ -218,7 +259,7 @@ pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rende
         .map_err(|e| PipelineError::BadArgs(e.0))?;
     if tw.max(th) > limits.max_output_side {
         return Err(PipelineError::Unprocessable(format!(
-            "the output would be {tw}x{th}; the largest side allowed is {}",
+            "the output would be {tw}x{th}; the largest side allowed is {} (preview_max_output_side)",
             limits.max_output_side
         )));
     }
@@ -257,7 +298,7 @@ pub fn decode_region(
     let need = decode_budget(bytes.len(), p, scale);
     if need > limits.max_decode_bytes {
         return Err(PipelineError::TooLarge(format!(
-            "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB: ask for a smaller box or crop",
+            "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB (preview_max_decode_bytes): ask for a smaller box or crop",
             p.width,
             p.height,
             need >> 20,
@@ -285,7 +326,7 @@ fn decode(
         limits.max_image_height = Some(p.height);
         r.limits(limits);
         // For GIFs this is the first frame.
-        let img = r.decode().map_err(unreadable)?;
+        let img = r.decode().map_err(decoder_failed)?;
         let pixels = if keep_alpha && img.color().has_alpha() {
             Pixels::Rgba(img.into_rgba8())
         } else if img.color().has_alpha() {
@@ -760,6 +801,73 @@ mod tests {
         let e = render(&big, &args("cropWidth_1000_cropHeight_1000.jpg"), &budget).unwrap_err();
         assert_eq!(e.status(), 413);
         assert!(e.message().contains("1/1 scale"), "{e:?}");
+    }
+
+    /// A PNG made of its signature, an IHDR claiming `w` × `h` pixels of
+    /// `color` type at `depth` bits, a few bytes of image data, an IEND.
+    fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(kind);
+            c.extend_from_slice(data);
+            let crc = crc32(&c[4..]);
+            c.extend_from_slice(&crc.to_be_bytes());
+            c
+        };
+        let mut ihdr = w.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]));
+        png.extend(chunk(b"IEND", b""));
+        png
+    }
+
+    #[test]
+    fn oversized_png_headers_are_413_naming_the_variable() {
+        let limits = Limits::default();
+        // Over the pixel limit, whatever the memory the decoder would want
+        // (60000 x 60000 RGBA16 would be 28 GB: the decoder's own memory
+        // limit used to answer first, as 422 "Memory limit exceeded").
+        for (w, h, depth, color) in [
+            (60_000, 60_000, 16, 6),
+            (20_000, 20_000, 8, 6),
+            (10_000, 6_000, 8, 2),
+            (50_001, 1_000, 1, 0),
+            (u32::MAX >> 1, 1, 8, 0),
+        ] {
+            let e = render(
+                &png_header(w, h, depth, color),
+                &args("maxWidth_100.png"),
+                &limits,
+            )
+            .unwrap_err();
+            assert_eq!(e.status(), 413, "{w}x{h}: {e:?}");
+            assert!(e.message().contains("preview_max_source_pixels"), "{e:?}");
+        }
+        // Under the pixel limit but over the decode budget: 413 too.
+        let e = render(
+            &png_header(7_000, 7_000, 16, 6),
+            &args("maxWidth_100.png"),
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 413, "{e:?}");
+        assert!(e.message().contains("preview_max_decode_bytes"), "{e:?}");
+        // No pixels at all, or a header with no data: unreadable (422).
+        for (w, h) in [(0, 10), (10, 0), (0, 0)] {
+            let e =
+                render(&png_header(w, h, 8, 2), &args("maxWidth_100.png"), &limits).unwrap_err();
+            assert_eq!(e.status(), 422, "{w}x{h}: {e:?}");
+        }
+        let e = render(
+            &png_header(10, 10, 8, 2),
+            &args("maxWidth_100.png"),
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 422, "{e:?}");
     }
 
     #[test]

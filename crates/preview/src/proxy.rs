@@ -277,7 +277,7 @@ pub fn render_and_cache<K: Kv + ?Sized>(
         return Err((
             413,
             format!(
-                "the source has {} bytes; previews are made from at most {}",
+                "the source has {} bytes; previews are made from at most {} (preview_max_source_bytes)",
                 asset.size, cfg.limits.max_source_bytes
             ),
         ));
@@ -417,7 +417,7 @@ mod tests {
             "preview",
             "maxWidth_600_maxHeight_400_quality_85.jpg",
         );
-        let q = |s: &str| assetgate_web::query::parse(s);
+        let q = |s: &str| assetgate_web::query::parse_strict(s.as_bytes()).unwrap();
         let bearer = |t: &str| format!("Bearer {t}");
         let cookie = |t: &str| format!("theme=dark; ticket={t}");
         let args = "preview-args=maxWidth_600_maxHeight_400.jpg";

@@ -3,10 +3,21 @@
 //! upload of any size streams through with a buffer of about one input
 //! chunk plus the boundary.
 
+use crate::filename::{self, FilenameError};
 use std::fmt;
 
-/// Largest header block of one part.
-const MAX_PART_HEADERS: usize = 16 * 1024;
+/// Largest header block of one part, in bytes. Part headers are a few
+/// short lines; tens of kilobytes of them are an attack on the parser.
+pub const MAX_PART_HEADERS: usize = 8 * 1024;
+/// Most header lines in one part (a form sends two or three).
+pub const MAX_PART_HEADER_LINES: usize = 16;
+/// Bytes allowed before the first boundary (RFC 2046's preamble, which no
+/// form client sends) and after the closing one (its epilogue): skipped
+/// when this short, refused when longer, so that a body cannot stream
+/// unbounded bytes that nothing reads.
+pub const MAX_PREAMBLE: usize = 1024;
+/// RFC 2046: a boundary is 1 to 70 of these, not ending with a space.
+const BOUNDARY_CHARS: &[u8] = b"'()+_,-./:=? ";
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PartHeaders {
@@ -52,22 +63,51 @@ pub struct Parser {
     delimiter: Vec<u8>,
     buf: Vec<u8>,
     state: State,
+    /// Preamble or epilogue bytes skipped so far.
+    skipped: usize,
 }
 
-/// The boundary parameter of a `multipart/form-data` content type.
+/// The boundary parameter of a `multipart/form-data` content type, or
+/// `None` (also when it is missing or malformed: [`form_boundary`] says
+/// why).
 pub fn boundary(content_type: &str) -> Option<String> {
-    let mut parts = content_type.split(';');
-    let mime = parts.next()?.trim();
-    if !mime.eq_ignore_ascii_case("multipart/form-data") {
-        return None;
+    form_boundary(content_type).ok().flatten()
+}
+
+/// `Ok(None)` when `content_type` is not `multipart/form-data`; its
+/// boundary when it is; an error naming the problem when the boundary is
+/// missing, repeated, empty, longer than 70 characters or has characters
+/// RFC 2046 does not allow.
+pub fn form_boundary(content_type: &str) -> Result<Option<String>, MultipartError> {
+    let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
+    if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return Ok(None);
     }
-    parts.find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-            .filter(|b| !b.is_empty() && b.len() <= 70)
-    })
+    let bad = |m: String| MultipartError(format!("Content-Type multipart/form-data: {m}"));
+    let params = filename::parameters(params).map_err(|e| bad(e.0))?;
+    let Some((_, b)) = params.into_iter().find(|(k, _)| k == "boundary") else {
+        return Err(bad(
+            "no boundary parameter (e.g. `; boundary=----x1y2z3`)".into()
+        ));
+    };
+    if b.is_empty() || b.len() > 70 {
+        return Err(bad(format!(
+            "the boundary must be 1 to 70 characters, not {}",
+            b.len()
+        )));
+    }
+    if let Some(c) = b.chars().find(|&c| {
+        !(c.is_ascii_alphanumeric() || c.is_ascii() && BOUNDARY_CHARS.contains(&(c as u8)))
+    }) {
+        return Err(bad(format!(
+            "the boundary may hold letters, digits and '()+_,-./:=? only, not {:?}",
+            c
+        )));
+    }
+    if b.ends_with(' ') {
+        return Err(bad("the boundary must not end with a space".into()));
+    }
+    Ok(Some(b))
 }
 
 impl Parser {
@@ -78,6 +118,7 @@ impl Parser {
             delimiter,
             buf: Vec::new(),
             state: State::Preamble,
+            skipped: 0,
         }
     }
 
@@ -87,14 +128,11 @@ impl Parser {
         let mut events = Vec::new();
         loop {
             let progressed = match self.state {
-                State::Preamble => self.preamble(),
+                State::Preamble => self.preamble()?,
                 State::AfterBoundary => self.after_boundary(&mut events)?,
                 State::Headers => self.headers(&mut events)?,
                 State::Body => self.body(&mut events),
-                State::Done => {
-                    self.buf.clear();
-                    false
-                }
+                State::Done => self.epilogue()?,
             };
             if !progressed {
                 return Ok(events);
@@ -104,33 +142,71 @@ impl Parser {
 
     /// Call at the end of input; errors if the body was cut short.
     pub fn finish(&mut self) -> Result<(), MultipartError> {
-        if self.state == State::Done {
-            Ok(())
-        } else {
-            Err(MultipartError(
-                "body ended before the closing boundary".into(),
-            ))
-        }
+        let why = match self.state {
+            State::Done => return Ok(()),
+            State::Preamble => {
+                "the body has no boundary line (`--` and the boundary of the \
+                                Content-Type)"
+            }
+            State::AfterBoundary | State::Headers => {
+                "the body ended inside a part's headers (no blank line after them)"
+            }
+            State::Body => "the body ended before the closing boundary",
+        };
+        Err(MultipartError(why.into()))
     }
 
-    fn preamble(&mut self) -> bool {
+    fn preamble(&mut self) -> Result<bool, MultipartError> {
         // The first boundary may start the body without a leading CRLF.
         let dash_boundary = &self.delimiter[2..];
         if self.buf.starts_with(dash_boundary) {
             self.buf.drain(..dash_boundary.len());
             self.state = State::AfterBoundary;
-            return true;
+            return Ok(true);
         }
         if let Some(i) = find(&self.buf, &self.delimiter) {
+            self.skip(i)?;
             self.buf.drain(..i + self.delimiter.len());
             self.state = State::AfterBoundary;
-            return true;
+            return Ok(true);
         }
         // Keep only what could be the start of a delimiter.
         let keep = self.delimiter.len().min(self.buf.len());
         let cut = self.buf.len() - keep;
+        self.skip(cut)?;
         self.buf.drain(..cut);
-        false
+        Ok(false)
+    }
+
+    /// After the closing boundary: a short epilogue is skipped; another
+    /// boundary line (a part after the end, which other parsers might
+    /// read) or a long tail is refused.
+    fn epilogue(&mut self) -> Result<bool, MultipartError> {
+        let dash_boundary = &self.delimiter[2..];
+        if find(&self.buf, dash_boundary).is_some() {
+            return Err(MultipartError(
+                "a boundary line after the closing boundary: parts must come before it".into(),
+            ));
+        }
+        let cut = self.buf.len().saturating_sub(dash_boundary.len() - 1);
+        self.skip(cut)?;
+        self.buf.drain(..cut);
+        Ok(false)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), MultipartError> {
+        self.skipped += n;
+        if self.skipped > MAX_PREAMBLE {
+            let where_ = if self.state == State::Done {
+                "after the closing boundary"
+            } else {
+                "before the first boundary"
+            };
+            return Err(MultipartError(format!(
+                "more than {MAX_PREAMBLE} bytes {where_}"
+            )));
+        }
+        Ok(())
     }
 
     fn after_boundary(&mut self, events: &mut Vec<Event>) -> Result<bool, MultipartError> {
@@ -138,6 +214,8 @@ impl Parser {
             return Ok(false);
         }
         if self.buf.starts_with(b"--") {
+            self.buf.drain(..2);
+            self.skipped = 0;
             self.state = State::Done;
             events.push(Event::End);
             return Ok(true);
@@ -160,31 +238,25 @@ impl Parser {
     }
 
     fn headers(&mut self, events: &mut Vec<Event>) -> Result<bool, MultipartError> {
-        let Some(end) = find(&self.buf, b"\r\n\r\n").or_else(|| {
-            // A part with no headers at all starts right with CRLF.
-            self.buf.starts_with(b"\r\n").then_some(0)
-        }) else {
-            if self.buf.len() > MAX_PART_HEADERS {
-                return Err(MultipartError("part headers too large".into()));
-            }
+        // A part with no headers at all starts right with CRLF.
+        let end = if self.buf.starts_with(b"\r\n") {
+            Some(0)
+        } else {
+            find(&self.buf, b"\r\n\r\n")
+        };
+        // Bounded whether or not the blank line has arrived: a huge block
+        // delivered in one chunk is refused like one trickling in.
+        if end.unwrap_or(self.buf.len()) > MAX_PART_HEADERS {
+            return Err(MultipartError(format!(
+                "a part's headers exceed {MAX_PART_HEADERS} bytes"
+            )));
+        }
+        let Some(end) = end else {
             return Ok(false);
         };
-        let block = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        let headers = parse_part_headers(&self.buf[..end])?;
         let consumed = if end == 0 { 2 } else { end + 4 };
         self.buf.drain(..consumed);
-        let mut headers = PartHeaders::default();
-        for line in block.split("\r\n").filter(|l| !l.is_empty()) {
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(MultipartError(format!("bad part header `{line}`")));
-            };
-            let value = value.trim();
-            if name.trim().eq_ignore_ascii_case("content-disposition") {
-                headers.name = disposition_param(value, "name");
-                headers.filename = disposition_param(value, "filename");
-            } else if name.trim().eq_ignore_ascii_case("content-type") {
-                headers.content_type = Some(value.to_string());
-            }
-        }
         events.push(Event::Part(headers));
         self.state = State::Body;
         Ok(true)
@@ -233,52 +305,87 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
-/// `name="file"` from `form-data; name="file"; filename="a b.png"`.
-/// Handles quoted values with `\"` escapes and RFC 5987 `filename*=`.
-fn disposition_param(value: &str, key: &str) -> Option<String> {
-    let mut rest = value;
-    let mut plain = None;
-    while let Some(semi) = rest.find(';') {
-        rest = &rest[semi + 1..];
-        let trimmed = rest.trim_start();
-        let Some((k, v)) = trimmed.split_once('=') else {
+/// One part's header block (without its blank line). Strict where a
+/// lenient reading could differ from another parser's: UTF-8 only, no NUL,
+/// no bare CR or LF, no folded lines, no repeated `Content-Disposition` or
+/// `Content-Type`, and a well-formed disposition (RFC 7578).
+fn parse_part_headers(block: &[u8]) -> Result<PartHeaders, MultipartError> {
+    if block.contains(&0) {
+        return Err(MultipartError(
+            "a NUL byte in a part's headers (not allowed in a file name)".into(),
+        ));
+    }
+    let block = std::str::from_utf8(block).map_err(|_| {
+        MultipartError(
+            "part headers are not UTF-8 (send non-ASCII file names as UTF-8, \
+             or percent-encoded in filename*=UTF-8''…)"
+                .into(),
+        )
+    })?;
+    let mut headers = PartHeaders::default();
+    if block.is_empty() {
+        return Ok(headers);
+    }
+    let (mut disposition, mut content_type) = (false, false);
+    for (n, line) in block.split("\r\n").enumerate() {
+        if n >= MAX_PART_HEADER_LINES {
+            return Err(MultipartError(format!(
+                "a part has more than {MAX_PART_HEADER_LINES} header lines"
+            )));
+        }
+        if line.contains(['\r', '\n']) {
+            return Err(MultipartError(
+                "a bare CR or LF in a part's headers (lines end with CRLF; a file name \
+                 holding one must be percent-encoded in filename*=)"
+                    .into(),
+            ));
+        }
+        if line.starts_with([' ', '\t']) {
+            return Err(MultipartError(
+                "a part header line starts with white space (folded header lines are not \
+                 allowed)"
+                    .into(),
+            ));
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(MultipartError(format!(
+                "part header line {:?} has no `:`",
+                cut(line)
+            )));
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(MultipartError(format!(
+                "{:?} is not a header name (folded header lines are not allowed)",
+                cut(name)
+            )));
+        }
+        let value = value.trim();
+        let seen = if name.eq_ignore_ascii_case("content-disposition") {
+            let d = filename::parse_disposition(value).map_err(|e: FilenameError| {
+                MultipartError(format!("part Content-Disposition: {e}"))
+            })?;
+            headers.name = d.name;
+            headers.filename = d.filename;
+            &mut disposition
+        } else if name.eq_ignore_ascii_case("content-type") {
+            headers.content_type = Some(value.to_string());
+            &mut content_type
+        } else {
             continue;
         };
-        let k = k.trim();
-        let (val, tail) = if let Some(q) = v.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = q.char_indices();
-            let mut end = q.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, n)) = chars.next() {
-                            out.push(n);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => out.push(c),
-                }
-            }
-            (out, &q[end.min(q.len())..])
-        } else {
-            let end = v.find(';').unwrap_or(v.len());
-            (v[..end].trim().to_string(), &v[end..])
-        };
-        if k.eq_ignore_ascii_case(&format!("{key}*")) {
-            // charset'lang'percent-encoded
-            if let Some(enc) = val.splitn(3, '\'').nth(2) {
-                return Some(crate::query::percent_decode(enc, false));
-            }
-        } else if k.eq_ignore_ascii_case(key) {
-            plain = Some(val);
+        if std::mem::replace(seen, true) {
+            return Err(MultipartError(format!("a part has two {name} headers")));
         }
-        rest = tail;
     }
-    plain
+    Ok(headers)
+}
+
+/// A header line quoted in a message: at most 60 characters.
+fn cut(s: &str) -> &str {
+    match s.char_indices().nth(60) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 #[cfg(test)]
@@ -340,14 +447,200 @@ mod tests {
             Some("a b")
         );
         assert_eq!(boundary("application/json"), None);
-        assert_eq!(
-            disposition_param(
-                "form-data; name=\"f\"; filename*=UTF-8''%C3%A9t%C3%A9.jpg",
-                "filename"
-            )
-            .as_deref(),
-            Some("été.jpg")
+        let h = parse_part_headers(
+            b"Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''%C3%A9t%C3%A9.jpg",
+        )
+        .unwrap();
+        assert_eq!(h.filename.as_deref(), Some("été.jpg"));
+    }
+
+    #[test]
+    fn boundaries() {
+        let ok = [
+            ("multipart/form-data; boundary=XyZ", "XyZ"),
+            ("Multipart/Form-Data;boundary=\"a b\"", "a b"),
+            (
+                "multipart/form-data; charset=utf-8; BOUNDARY=----x1'()+_,-./:=?",
+                "----x1'()+_,-./:=?",
+            ),
+        ];
+        for (ct, b) in ok {
+            assert_eq!(form_boundary(ct).unwrap().as_deref(), Some(b), "{ct}");
+        }
+        for ct in [
+            "application/json",
+            "image/png; boundary=x",
+            "multipart/mixed; boundary=x",
+            "",
+        ] {
+            assert_eq!(form_boundary(ct).unwrap(), None, "{ct}");
+        }
+        let long = format!("multipart/form-data; boundary={}", "a".repeat(71));
+        let bad = [
+            "multipart/form-data",
+            "multipart/form-data;",
+            "multipart/form-data; charset=utf-8",
+            "multipart/form-data; boundary=",
+            "multipart/form-data; boundary=\"\"",
+            long.as_str(),
+            "multipart/form-data; boundary=\"a;b\"",
+            "multipart/form-data; boundary=\"a\\\"b\"",
+            "multipart/form-data; boundary=\"ab \"",
+            "multipart/form-data; boundary=é",
+            "multipart/form-data; boundary=a\tb",
+            "multipart/form-data; boundary=a; boundary=b",
+            "multipart/form-data; boundary=\"unterminated",
+        ];
+        for ct in bad {
+            let e = form_boundary(ct).unwrap_err();
+            assert!(
+                e.0.contains("boundary") || e.0.contains("quoted"),
+                "{ct}: {e}"
+            );
+            assert_eq!(boundary(ct), None);
+        }
+    }
+
+    /// A body whose only part has `headers` (CRLF-separated, no blank line).
+    fn with_headers(headers: &[u8]) -> Vec<u8> {
+        let mut b = b"--B\r\n".to_vec();
+        b.extend_from_slice(headers);
+        b.extend_from_slice(b"\r\n\r\ndata\r\n--B--\r\n");
+        b
+    }
+
+    fn parse_all(body: &[u8], chunk: usize) -> Result<Vec<Event>, MultipartError> {
+        let mut p = Parser::new("B");
+        let mut events = Vec::new();
+        for piece in body.chunks(chunk.max(1)) {
+            events.extend(p.feed(piece)?);
+        }
+        p.finish()?;
+        Ok(events)
+    }
+
+    #[test]
+    fn hostile_part_headers_are_refused() {
+        let big = format!(
+            "Content-Disposition: form-data; name=\"file\"; filename=\"{}\"",
+            "a".repeat(MAX_PART_HEADERS)
         );
+        let many: String = (0..MAX_PART_HEADER_LINES + 1)
+            .map(|i| format!("X-H{i}: v"))
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        let cases: &[(&[u8], &str)] = &[
+            (big.as_bytes(), "exceed"),
+            (many.as_bytes(), "header lines"),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename=\"a\nb\"",
+                "bare CR or LF",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename=\"a\rb\"",
+                "bare CR or LF",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename=\"\xff.jpg\"",
+                "UTF-8",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''%C3\xc3\xa9",
+                "filename*",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''%",
+                "filename*",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''%FF",
+                "filename*",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"\r\n continued",
+                "folded",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"\r\nno colon",
+                "no `:`",
+            ),
+            (
+                b"Content-Disposition: form-data; name=a\r\nContent-Disposition: form-data; name=b",
+                "two",
+            ),
+            (b"Content-Type: a/b\r\nContent-Type: c/d", "two"),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename=\"a\0b\"",
+                "NUL",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''a%00",
+                "NUL",
+            ),
+            (
+                b"Content-Disposition: form-data; name=\"f\"; filename=\"open",
+                "not terminated",
+            ),
+        ];
+        for (headers, why) in cases {
+            for chunk in [1, 7, 100, 1 << 20] {
+                let e = parse_all(&with_headers(headers), chunk).unwrap_err();
+                assert!(
+                    e.0.contains(why),
+                    "{:?} in chunks of {chunk}: {e}",
+                    String::from_utf8_lossy(headers)
+                );
+            }
+        }
+        // Headers that never end are refused once over the bound, not buffered.
+        let mut p = Parser::new("B");
+        p.feed(b"--B\r\nX: ").unwrap();
+        let e = p.feed(&vec![b'a'; MAX_PART_HEADERS]).unwrap_err();
+        assert!(e.0.contains("exceed"), "{e}");
+        // …and a body cut inside them says so.
+        let mut p = Parser::new("B");
+        p.feed(b"--B\r\nContent-Disposition: form-data; name=\"f\"\r\n")
+            .unwrap();
+        assert!(
+            p.finish()
+                .unwrap_err()
+                .0
+                .contains("inside a part's headers")
+        );
+        // Just under the bounds is fine.
+        let fits = format!("X: {}", "a".repeat(MAX_PART_HEADERS - 3));
+        assert!(parse_all(&with_headers(fits.as_bytes()), 1000).is_ok());
+    }
+
+    #[test]
+    fn preamble_and_epilogue_are_bounded() {
+        let mut ok = vec![b'p'; MAX_PREAMBLE - 2];
+        ok.extend_from_slice(b"\r\n");
+        ok.extend_from_slice(&with_headers(b"X: y"));
+        ok.extend_from_slice(&vec![b'e'; MAX_PREAMBLE - 2]);
+        for chunk in [1, 5, 4096] {
+            assert!(parse_all(&ok, chunk).is_ok(), "{chunk}");
+        }
+        let mut long_preamble = vec![b'p'; MAX_PREAMBLE + 10];
+        long_preamble.extend_from_slice(&with_headers(b"X: y"));
+        let mut long_epilogue = with_headers(b"X: y");
+        long_epilogue.extend_from_slice(&vec![b'e'; MAX_PREAMBLE + 10]);
+        let mut smuggled = with_headers(b"X: y");
+        smuggled.extend_from_slice(
+            b"--B\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--B--",
+        );
+        let cases: [(&[u8], &str); 4] = [
+            (&long_preamble, "before the first boundary"),
+            (&long_epilogue, "after the closing boundary"),
+            (&smuggled, "boundary line after the closing boundary"),
+            (b"no boundary here at all", "no boundary line"),
+        ];
+        for (body, why) in cases {
+            for chunk in [1, 3, 64, 1 << 20] {
+                let e = parse_all(body, chunk).unwrap_err();
+                assert!(e.0.contains(why), "chunks of {chunk}: {e}");
+            }
+        }
     }
 
     proptest! {

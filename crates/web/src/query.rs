@@ -1,7 +1,14 @@
-//! Query strings and percent-decoding.
+//! Query strings and form bodies: [`parse_strict`] for request data
+//! (through [`crate::decode`], the one strict decoder), the encoders, and
+//! the lenient readers older callers still use.
 
-/// Decodes `%XX` escapes (and `+` as space when `plus` is set, for form
-/// bodies). Invalid escapes are kept as they are.
+use crate::decode::{self, DecodeError};
+use std::fmt;
+
+/// Lenient decoding: invalid escapes are kept as they are and bytes that
+/// are not UTF-8 become U+FFFD. Not for request data, whose meaning it
+/// may change silently: use [`decode::percent_decode`], which refuses
+/// them.
 pub fn percent_decode(s: &str, plus: bool) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -54,7 +61,65 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// `a=1&b=x%20y` → pairs, decoded.
+/// A `name=value` pair that does not decode: which one, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairError {
+    /// 1-based position of the pair.
+    pub index: usize,
+    /// The name, when it decoded (the value is then the culprit).
+    pub name: Option<String>,
+    /// Offsets count from the start of the name or the value.
+    pub error: DecodeError,
+}
+
+impl fmt::Display for PairError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "the value of parameter `{name}`: {}", self.error),
+            None => write!(f, "the name of parameter {}: {}", self.index, self.error),
+        }
+    }
+}
+
+impl std::error::Error for PairError {}
+
+/// `a=1&b=x%20y` (a query string or an `application/x-www-form-urlencoded`
+/// body, as bytes) → pairs, decoded strictly: a malformed escape or text
+/// that is not UTF-8 anywhere is an error naming the parameter.
+pub fn parse_strict(input: &[u8]) -> Result<Vec<(String, String)>, PairError> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|kv| !kv.is_empty())
+        .enumerate()
+        .map(|(i, kv)| {
+            let (k, v) = match kv.iter().position(|&b| b == b'=') {
+                Some(at) => (&kv[..at], &kv[at + 1..]),
+                None => (kv, &kv[kv.len()..]),
+            };
+            let fail = |name: Option<String>, error| PairError {
+                index: i + 1,
+                name,
+                error,
+            };
+            let name = decode::percent_decode(k, true).map_err(|e| fail(None, e))?;
+            match decode::percent_decode(v, true) {
+                Ok(value) => Ok((name, value)),
+                Err(e) => Err(fail(Some(name), e)),
+            }
+        })
+        .collect()
+}
+
+/// The first value of `name`, decoded strictly (every pair must decode).
+pub fn get_strict(query: &str, name: &str) -> Result<Option<String>, PairError> {
+    Ok(parse_strict(query.as_bytes())?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v))
+}
+
+/// `a=1&b=x%20y` → pairs, decoded leniently (see [`percent_decode`]);
+/// request data goes through [`parse_strict`].
 pub fn parse(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
@@ -66,7 +131,8 @@ pub fn parse(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The first value of `name`.
+/// The first value of `name`, decoded leniently; request data goes
+/// through [`get_strict`].
 pub fn get(query: &str, name: &str) -> Option<String> {
     parse(query)
         .into_iter()
@@ -105,5 +171,73 @@ mod tests {
                 ("c".to_string(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn strict_parsing_names_the_culprit() {
+        assert_eq!(
+            parse_strict(b"a=1&&b=x%20y&flag&c=&=v").unwrap(),
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("flag".into(), String::new()),
+                ("c".into(), String::new()),
+                (String::new(), "v".into())
+            ]
+        );
+        assert_eq!(parse_strict(b"").unwrap(), []);
+        assert_eq!(
+            parse_strict(b"k=a=b").unwrap(),
+            [("k".into(), "a=b".into())]
+        );
+        let table: &[(&[u8], usize, Option<&str>, DecodeError)] = &[
+            (
+                "name=%C3é".as_bytes(),
+                1,
+                Some("name"),
+                DecodeError::NotUtf8 { at: 0 },
+            ),
+            (
+                b"a=1&b=100%",
+                2,
+                Some("b"),
+                DecodeError::BadEscape { at: 3 },
+            ),
+            (b"a=1&%FF=1", 2, None, DecodeError::NotUtf8 { at: 0 }),
+            (b"x=\xFF", 1, Some("x"), DecodeError::NotUtf8 { at: 0 }),
+            (b"x=a%00", 1, Some("x"), DecodeError::Nul { at: 1 }),
+            (b"%G1", 1, None, DecodeError::BadEscape { at: 0 }),
+        ];
+        for (input, index, name, error) in table {
+            let e = parse_strict(input).unwrap_err();
+            assert_eq!(
+                (e.index, e.name.as_deref(), e.error),
+                (*index, *name, *error),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+            assert!(e.to_string().contains("parameter"), "{e}");
+        }
+        assert_eq!(
+            get_strict("x=1&y=%C3%A9", "y").unwrap().as_deref(),
+            Some("é")
+        );
+        assert_eq!(get_strict("x=1", "y").unwrap(), None);
+        // Another pair's garbage fails the whole string: it is one request.
+        assert!(get_strict("x=1&y=%", "x").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strict_parsing_never_panics(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = parse_strict(&input);
+        }
+
+        #[test]
+        fn form_encoding_round_trips(pairs in proptest::collection::vec(("[^\u{0}]{0,12}", "[^\u{0}]{0,12}"), 0..5)) {
+            let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let parsed = parse_strict(form_encode(&refs).as_bytes()).unwrap();
+            proptest::prop_assert_eq!(parsed, pairs);
+        }
     }
 }

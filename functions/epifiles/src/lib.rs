@@ -4,7 +4,7 @@
 //! answer; then sweep expired uploads and deliver due notifications.
 
 use assetgate_component::{Req, check_status, fetch, method_name, send, var};
-use assetgate_epifiles::{ApiError, Config, Request, Service, handle, xml};
+use assetgate_epifiles::{ApiError, Config, Request, Service, api, xml};
 use assetgate_store::spin::SpinKv;
 use assetgate_web::{secret, time};
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
@@ -41,18 +41,6 @@ async fn serve(req: IncomingRequest, out: ResponseOutparam) {
         url,
         key: var("epifiles_notify_key"),
     });
-    let body = match req.read_body(cfg.max_request_body()).await {
-        Ok(b) => b,
-        Err(e) => {
-            let e = ApiError::from(e);
-            let e = if e.status == 413 {
-                ApiError::too_large("request_too_large", e.message)
-            } else {
-                e
-            };
-            return fail(out, e).await;
-        }
-    };
     let svc = Service {
         kv: &kv,
         cfg: &cfg,
@@ -60,8 +48,36 @@ async fn serve(req: IncomingRequest, out: ResponseOutparam) {
         webhook: webhook.is_some(),
     };
     let method = method_name(&req.method);
-    let resp = handle(
+    // Route, method and credentials first, from the request head: a
+    // refused client gets its answer at once, its body never read.
+    let admitted = match api::admit(&svc, &method, &req.full_path, req.header("authorization")) {
+        Ok(a) => a,
+        Err(refused) => {
+            eprintln!("epifiles: {method} {} → {}", req.full_path, refused.status);
+            return send(out, refused.status, &refused.headers, refused.body).await;
+        }
+    };
+    let body = match req.read_body(cfg.max_request_body()).await {
+        Ok(b) => b,
+        Err(e) => {
+            let e = ApiError::from(e);
+            let e = match e.status {
+                413 => ApiError::too_large(
+                    "request_too_large",
+                    format!(
+                        "{}: the limit follows epifiles_max_chunk_size (a base64 chunk plus form fields); send smaller chunks",
+                        e.message
+                    ),
+                ),
+                400 => ApiError::bad_request("incomplete_body", e.message),
+                _ => e,
+            };
+            return fail(out, e).await;
+        }
+    };
+    let resp = api::respond(
         &svc,
+        admitted,
         Request {
             method: &method,
             path: &req.full_path,

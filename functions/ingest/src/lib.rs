@@ -68,7 +68,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Ok(c) => c,
         Err(e) => return send_error(out, &e).await,
     };
-    let segs = req.segments();
+    let segs = match req.path_segments() {
+        Ok(s) => s,
+        Err(e) => return send_error(out, &e).await,
+    };
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let tail = match segs.as_slice() {
         ["api", "v1", "upload", rest @ ..] => rest.to_vec(),

@@ -222,8 +222,11 @@ fn retry_later(ctx: &Ctx, id: &str, lease: &str, reason: &str) {
     });
 }
 
-fn transient(e: impl std::fmt::Debug) -> FetchError {
-    FetchError::Transient(format!("transfer interrupted: {e:?}"))
+/// A body that broke off mid-read. The host's words go to the log; the
+/// job (which its client reads) says what happened.
+fn transient(what: &str, e: impl std::fmt::Debug) -> FetchError {
+    eprintln!("ingest: {what}: {e:?}");
+    FetchError::Transient(format!("{what}: the connection broke off"))
 }
 
 fn store_failure(e: StoreError) -> FetchError {
@@ -251,7 +254,10 @@ async fn fetch_asset(
     let url = format!("{}/assets/{remote}", job.base_url);
     let resp = fetch(Method::Get, &url, &auth, Vec::new()).await?;
     check_status(&url, resp.status())?;
-    let body = resp.into_body().await.map_err(transient)?;
+    let body = resp
+        .into_body()
+        .await
+        .map_err(|e| transient(&format!("{url}: reading the metadata"), e))?;
     let meta: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| FetchError::Permanent(format!("{url}: metadata is not JSON: {e}")))?;
     let size = meta["size"]
@@ -284,7 +290,10 @@ async fn fetch_asset(
             Ok(c) => c,
             Err(e) => {
                 let _ = writer.abort();
-                return Err(transient(e));
+                return Err(transient(
+                    &format!("{url}: after {received} of {size} bytes"),
+                    e,
+                ));
             }
         };
         received += chunk.len() as u64;
@@ -325,9 +334,12 @@ async fn fetch_asset(
         .get("formData")
         .cloned()
         .unwrap_or(serde_json::json!({}));
-    let asset = Asset::from_blob(
+    // A remote service's name is as hostile as a client's: store the safe
+    // form, keep what was sent when it differs (as the upload side does).
+    let safe = assetgate_web::filename::safe_filename(&name);
+    let mut asset = Asset::from_blob(
         &d,
-        &name,
+        &safe,
         form,
         Origin::Ingest {
             job: job.id.clone(),
@@ -336,6 +348,7 @@ async fn fetch_asset(
         },
         now,
     );
+    asset.submitted_name = (safe != name).then_some(name);
     match catalog.add(&asset) {
         Ok(()) => Ok((local, size)),
         Err(e) if e.code == ErrorCode::Conflict => Ok((local, size)),
@@ -368,7 +381,10 @@ async fn publisher_info(ctx: &Ctx, job: &IngestJob) {
                 Ok(()) => match resp.into_body().await {
                     Ok(b) => serde_json::from_slice::<serde_json::Value>(&b)
                         .map_err(|e| format!("{url}: not JSON: {e}")),
-                    Err(e) => Err(format!("{url}: {e:?}")),
+                    Err(e) => {
+                        eprintln!("ingest: {url}: {e:?}");
+                        Err(format!("{url}: the connection broke off"))
+                    }
                 },
                 Err(e) => Err(e.to_string()),
             },
@@ -431,10 +447,10 @@ pub async fn poll(ctx: &Ctx) -> Result<serde_json::Value, StoreError> {
             .await
             .map_err(|e| StoreError::backend(format!("poll: {e}")))?;
         check_status(&url, resp.status()).map_err(|e| StoreError::backend(format!("poll: {e}")))?;
-        let body = resp
-            .into_body()
-            .await
-            .map_err(|e| StoreError::backend(format!("poll: {url}: {e:?}")))?;
+        let body = resp.into_body().await.map_err(|e| {
+            eprintln!("poll: {url}: {e:?}");
+            StoreError::backend(format!("poll: {url}: the connection broke off"))
+        })?;
         let listing: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| StoreError::backend(format!("poll: {url}: not JSON: {e}")))?;
         let members = listing["hydra:member"]

@@ -57,15 +57,16 @@ async fn serve(req: IncomingRequest, out: ResponseOutparam) {
             .await;
         }
     };
-    let logon = req
-        .full_path
-        .trim_end_matches('/')
-        .ends_with("/proxy/logon");
+    let segs = match req.path_segments() {
+        Ok(s) => s,
+        Err(e) => return send_error(out, &e).await,
+    };
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let logon = segs == ["proxy", "logon"];
     let known = logon
-        || matches!(
-            req.full_path.trim_end_matches('/'),
-            "/proxy" | "/restproxyindex.php" | REFERENCE_PATH
-        );
+        || segs == ["proxy"]
+        || segs == ["restproxyindex.php"]
+        || segs.join("/") == REFERENCE_PATH.trim_start_matches('/');
     if !known {
         return send_status(out, 404, "not-found", "no such endpoint", &[]).await;
     }
@@ -146,14 +147,15 @@ fn cors_headers(req: &Req) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Parameters from the query string and, for POST, a form body.
+/// Parameters from the query string and, for POST, a form body, both
+/// decoded strictly (a malformed one is a 400 naming it).
 async fn params(req: &mut Req) -> Result<Vec<(String, String)>, StoreError> {
-    let mut p = query::parse(&req.query);
+    let mut p = req.params()?;
     if req.method == Method::Post {
         let body = req.read_body(MAX_FORM).await?;
-        let text =
-            String::from_utf8(body).map_err(|_| StoreError::invalid("form body is not UTF-8"))?;
-        p.extend(query::parse(&text));
+        let form = query::parse_strict(&body)
+            .map_err(|e| StoreError::invalid(format!("malformed form body: {e}")))?;
+        p.extend(form);
     }
     Ok(p)
 }

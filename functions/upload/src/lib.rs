@@ -14,7 +14,7 @@ use assetgate_component::{
 use assetgate_phraseanet::{Access, Commits, Limits, hydra};
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{Blobs, StoreError, StoreSettings};
-use assetgate_web::{secret, time};
+use assetgate_web::{filename, secret, time};
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -72,7 +72,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
 }
 
 async fn route(req: &mut Req, ctx: &Ctx, out: ResponseOutparam) {
-    let segs = req.segments();
+    let segs = match req.path_segments() {
+        Ok(s) => s,
+        Err(e) => return send_error(out, &e).await,
+    };
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method.clone();
     match (segs.as_slice(), m) {
@@ -94,10 +97,9 @@ async fn route(req: &mut Req, ctx: &Ctx, out: ResponseOutparam) {
         (["assets", id, "download"], Method::Get) => {
             let range = req.header("range").map(String::from);
             with_asset_access(req, ctx, id, out, |asset, out| async move {
-                let disposition = format!(
-                    "attachment; filename=\"{}\"",
-                    asset.original_name.replace(['"', '\\', '\r', '\n'], "_")
-                );
+                // Safe again at the edge: assets pulled in by the ingest
+                // side carry the name a remote service gave.
+                let disposition = filename::attachment(&asset.original_name);
                 let headers = [
                     ("content-type", asset.mime_type.clone()),
                     ("content-disposition", disposition),
@@ -322,7 +324,7 @@ fn asset_json(a: &Asset, base_url: &str) -> serde_json::Value {
         "url": format!("{base_url}/assets/{}/download", a.id),
         "size": a.size,
         "formData": a.form_data,
-        "originalName": a.original_name,
+        "originalName": filename::safe_filename(&a.original_name),
         "mimeType": a.mime_type,
         "createdAt": time::rfc3339(a.created_at),
         "hash": a.sha256,
@@ -370,7 +372,11 @@ async fn create_commit(
 }
 
 async fn list_commits(req: &Req, ctx: &Ctx, out: ResponseOutparam) {
-    match req.query_param("acknowledged").as_deref() {
+    let (acknowledged, page) = match (req.param("acknowledged"), req.param("page")) {
+        (Ok(a), Ok(p)) => (a, p),
+        (Err(e), _) | (_, Err(e)) => return send_error(out, &e).await,
+    };
+    match acknowledged.as_deref() {
         None | Some("false") | Some("0") => {}
         Some(_) => {
             return send_status(
@@ -383,7 +389,7 @@ async fn list_commits(req: &Req, ctx: &Ctx, out: ResponseOutparam) {
             .await;
         }
     }
-    let page = match req.query_param("page").map(|p| p.parse::<usize>()) {
+    let page = match page.map(|p| p.parse::<usize>()) {
         None => 1,
         Some(Ok(p)) if p >= 1 => p,
         Some(_) => {

@@ -1,13 +1,18 @@
 //! `POST /assets`: a multipart form (`file`, optional `formData` JSON) or a
 //! raw body, streamed into the blob store piece by piece — the component
 //! never holds the file. Anything refused midway is deleted.
+//!
+//! The submitted file name (`filename`/`filename*=` of the part, or the
+//! raw body's `X-Filename` or `Content-Disposition`) is decoded strictly
+//! (malformed → 400) and recorded as its safe form
+//! (`filename::safe_filename`), the verbatim name kept beside it.
 
 use crate::Ctx;
 use assetgate_catalog::{Asset, Catalog, Origin};
 use assetgate_component::Req;
 use assetgate_store::{BlobWriter, Blobs, StoreError, spin::SpinKv};
 use assetgate_web::multipart::{self, Event, Parser};
-use assetgate_web::{mime, secret, time};
+use assetgate_web::{filename, mime, secret, time};
 use futures::StreamExt;
 
 /// Largest `formData` JSON.
@@ -16,10 +21,17 @@ const MAX_FORM_DATA: usize = 64 * 1024;
 const SNIFF: usize = 32;
 /// Multipart framing allowed on top of the file in `Content-Length`.
 const MULTIPART_SLACK: u64 = MAX_FORM_DATA as u64 + 16 * 1024;
+/// Parts in one form: `file` and `formData` are all the protocol has; a
+/// few more are ignored, thousands are refused.
+const MAX_PARTS: usize = 32;
+/// The name of a file sent without one.
+const UNNAMED: &str = "upload";
 
 /// The file being received.
 struct Incoming<'b, 'a> {
     writer: BlobWriter<'b, 'a, SpinKv>,
+    /// The name as submitted, and its safe form.
+    submitted: String,
     name: String,
     declared: Option<String>,
     head: Vec<u8>,
@@ -31,12 +43,16 @@ impl<'b, 'a> Incoming<'b, 'a> {
         blobs: &'b Blobs<'a, SpinKv>,
         id: &str,
         ctx: &Ctx,
-        name: String,
+        submitted: Option<String>,
         declared: Option<String>,
     ) -> Result<Self, StoreError> {
+        let submitted = submitted
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| UNNAMED.into());
         Ok(Incoming {
             writer: BlobWriter::begin(blobs, id, ctx.limits.max_upload_size, time::now())?,
-            name,
+            name: filename::safe_filename(&submitted),
+            submitted,
             declared,
             head: Vec::new(),
             checked: false,
@@ -83,7 +99,10 @@ impl<'b, 'a> Incoming<'b, 'a> {
 pub async fn receive(req: &mut Req, ctx: &Ctx) -> Result<Asset, StoreError> {
     let max = ctx.limits.max_upload_size;
     let content_type = req.header("content-type").unwrap_or("").to_string();
-    let boundary = multipart::boundary(&content_type);
+    // `multipart/form-data` without a usable boundary is a broken form,
+    // not a raw file of that type.
+    let boundary =
+        multipart::form_boundary(&content_type).map_err(|e| StoreError::invalid(e.to_string()))?;
     if let Some(len) = req
         .header("content-length")
         .and_then(|l| l.trim().parse::<u64>().ok())
@@ -137,6 +156,7 @@ pub async fn receive(req: &mut Req, ctx: &Ctx) -> Result<Asset, StoreError> {
         let d = incoming.writer.finish(&mime, now)?;
         let mut asset =
             Asset::from_blob(&d, &incoming.name, form_data.clone(), Origin::Upload, now);
+        asset.submitted_name = (incoming.submitted != incoming.name).then_some(incoming.submitted);
         asset.expires_at = Some(now + ctx.limits.retention_secs);
         Catalog::new(&ctx.kv, ctx.blobs()).add(&asset)?;
         Ok(asset)
@@ -169,27 +189,32 @@ async fn receive_multipart<'b, 'a>(
     let mut parser = Parser::new(boundary);
     let mut file: Option<Incoming<'b, 'a>> = None;
     let mut part = Part::Other;
+    let mut parts = 0;
     let mut form = Vec::new();
+    let mut received = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| StoreError::invalid(format!("request body: {e:?}")))?;
+        let chunk = chunk.map_err(|e| req.unreadable_body(received, &e.to_debug_string()))?;
+        received += chunk.len();
         let events = parser
             .feed(&chunk)
             .map_err(|e| StoreError::invalid(e.to_string()))?;
         for event in events {
             match event {
                 Event::Part(h) => {
+                    parts += 1;
+                    if parts > MAX_PARTS {
+                        return Err(StoreError::invalid(format!(
+                            "the form has more than {MAX_PARTS} parts; send `file` and \
+                             optionally `formData`"
+                        )));
+                    }
                     part = match h.name.as_deref() {
                         Some("file") => {
                             if file.is_some() {
                                 return Err(StoreError::invalid("one `file` part per upload"));
                             }
-                            file = Some(Incoming::begin(
-                                blobs,
-                                id,
-                                ctx,
-                                h.filename.unwrap_or_else(|| "upload".into()),
-                                h.content_type,
-                            )?);
+                            file =
+                                Some(Incoming::begin(blobs, id, ctx, h.filename, h.content_type)?);
                             Part::File
                         }
                         Some("formData") => Part::Form,
@@ -233,18 +258,18 @@ async fn receive_raw<'b, 'a>(
     content_type: &str,
     form_data: &mut serde_json::Value,
 ) -> Result<Incoming<'b, 'a>, StoreError> {
-    let name = req
-        .header("x-filename")
-        .map(|n| assetgate_web::query::percent_decode(n, false))
-        .or_else(|| {
-            req.header("content-disposition")
-                .and_then(|d| {
-                    d.split(';')
-                        .find_map(|p| p.trim().strip_prefix("filename="))
-                })
-                .map(|f| f.trim_matches('"').to_string())
-        })
-        .unwrap_or_else(|| "upload".into());
+    let name = match (req.header("x-filename"), req.header("content-disposition")) {
+        (Some(x), _) => Some(
+            filename::decode_header_name(x)
+                .map_err(|e| StoreError::invalid(format!("X-Filename header: {e}")))?,
+        ),
+        (None, Some(d)) => {
+            filename::parse_disposition(d)
+                .map_err(|e| StoreError::invalid(format!("Content-Disposition header: {e}")))?
+                .filename
+        }
+        (None, None) => None,
+    };
     if let Some(fd) = req.header("x-form-data") {
         *form_data = parse_form_data(fd.as_bytes())?;
     }
@@ -255,8 +280,10 @@ async fn receive_raw<'b, 'a>(
         .ok_or_else(|| StoreError::invalid("no body"))?;
     let mut incoming = Incoming::begin(blobs, id, ctx, name, declared)?;
     let mut stream = body.into_body_stream();
+    let mut received = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| StoreError::invalid(format!("request body: {e:?}")))?;
+        let chunk = chunk.map_err(|e| req.unreadable_body(received, &e.to_debug_string()))?;
+        received += chunk.len();
         incoming.write(&chunk, ctx)?;
     }
     Ok(incoming)
