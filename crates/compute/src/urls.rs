@@ -168,6 +168,8 @@ fn percent_decode_bytes(s: &str) -> Vec<u8> {
         let hex = (b[i] == b'%')
             .then(|| s.get(i + 1..i + 3))
             .flatten()
+            // Two hex digits: `from_str_radix` alone takes a sign (`%+1`).
+            .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
             .and_then(|h| u8::from_str_radix(h, 16).ok());
         match hex {
             Some(v) => {
@@ -188,7 +190,8 @@ fn percent_decode_bytes(s: &str) -> Vec<u8> {
 /// shortened to their media type.
 pub fn redact(url: &str) -> String {
     let t = url.trim();
-    if t.len() >= 5 && t[..5].eq_ignore_ascii_case("data:") {
+    // `get`: a URL is client text, and byte 5 may fall inside a character.
+    if t.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
         let meta = t[5..].split(',').next().unwrap_or_default();
         return format!("data:{meta},…");
     }
@@ -204,6 +207,22 @@ mod tests {
 
     fn allowed() -> Vec<String> {
         vec!["127.0.0.1:9000".into()]
+    }
+
+    #[test]
+    fn redacting_never_cuts_a_character() {
+        // Fuzzer reproducer (fuzz/artifacts/process_json/redact-not-ascii):
+        // byte 5 inside a character.
+        for url in ["ééé", "daté", "é", "data", "https://x/é?sig=1"] {
+            let _ = redact(url);
+        }
+        assert_eq!(redact("ééé"), "ééé");
+        // Fuzzer reproducer (data-url-signed-escape): `%+1` is not an escape.
+        assert_eq!(percent_decode_bytes("%+1%2B%41"), b"%+1+A".to_vec());
+        assert_eq!(
+            redact("DATA:image/png;base64,xx"),
+            "data:image/png;base64,…"
+        );
     }
 
     #[test]

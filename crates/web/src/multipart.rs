@@ -157,9 +157,12 @@ impl Parser {
     }
 
     fn preamble(&mut self) -> Result<bool, MultipartError> {
-        // The first boundary may start the body without a leading CRLF.
+        // The first boundary may start the body without a leading CRLF —
+        // the very start only: after skipped preamble bytes it needs its
+        // CRLF, or the verdict would depend on how the body was chunked
+        // (found by fuzz/fuzz_targets/multipart.rs).
         let dash_boundary = &self.delimiter[2..];
-        if self.buf.starts_with(dash_boundary) {
+        if self.skipped == 0 && self.buf.starts_with(dash_boundary) {
             self.buf.drain(..dash_boundary.len());
             self.state = State::AfterBoundary;
             return Ok(true);
@@ -610,6 +613,30 @@ mod tests {
         // Just under the bounds is fine.
         let fits = format!("X: {}", "a".repeat(MAX_PART_HEADERS - 3));
         assert!(parse_all(&with_headers(fits.as_bytes()), 1000).is_ok());
+    }
+
+    #[test]
+    fn a_boundary_without_crlf_counts_only_at_the_very_start() {
+        // Fuzzer reproducer (fuzz/artifacts/multipart/crash-5b52a684…):
+        // whole or cut after "x--B\r\n", the same verdict.
+        let body = b"x--B\r\n\r\nraw\r\n--B--";
+        let outcome = |pieces: &[&[u8]]| {
+            let mut p = Parser::new("B");
+            let mut events = Vec::new();
+            for piece in pieces {
+                events.extend(p.feed(piece).map_err(|e| e.to_string())?);
+            }
+            p.finish().map_err(|e| e.to_string())?;
+            Ok::<_, String>(events.len())
+        };
+        let whole = outcome(&[body]);
+        for cut in 0..=body.len() {
+            assert_eq!(
+                outcome(&[&body[..cut], &body[cut..]]),
+                whole,
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]
