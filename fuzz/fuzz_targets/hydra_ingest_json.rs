@@ -43,31 +43,13 @@ fuzz_target!(|data: &[u8]| {
             };
             let base = "http://127.0.0.1:8080/api";
             for m in listing["hydra:member"].as_array().into_iter().flatten() {
-                validate(from_member(m, base), None);
+                validate(EnqueueRequest::from_listed_commit(m, base), None);
             }
             let _ = listing["hydra:view"].get("hydra:next").is_some();
         }
         _ => base_url(&String::from_utf8_lossy(body)),
     }
 });
-
-/// A listed commit as the pull worker turns it into a notification.
-fn from_member(m: &Value, base: &str) -> EnqueueRequest {
-    EnqueueRequest {
-        assets: m["assets"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        publisher: m["publisher"].as_str().unwrap_or("").to_string(),
-        token: m["token"].as_str().unwrap_or("").to_string(),
-        commit_id: m["id"].as_str().map(String::from),
-        base_url: Some(base.to_string()),
-    }
-}
 
 fn validate(req: EnqueueRequest, default: Option<&str>) {
     let assets = req.assets.clone();

@@ -221,8 +221,8 @@ pub fn source_dpi(bytes: &[u8]) -> Dpi {
         }
     }
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        let mut at = 8;
-        while at + 8 <= bytes.len() {
+        let mut at: usize = 8;
+        while bytes.len().saturating_sub(at) >= 8 {
             let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
             let kind = &bytes[at + 4..at + 8];
             if kind == b"pHYs" && at + 17 <= bytes.len() && bytes[at + 16] == 1 {
@@ -237,7 +237,12 @@ pub fn source_dpi(bytes: &[u8]) -> Dpi {
             if kind == b"IDAT" {
                 break;
             }
-            at += 12 + len;
+            // A chunk length is the file's word: on wasm32 `12 + len` can
+            // wrap and loop for ever, so a length past the end ends the walk.
+            match at.checked_add(12).and_then(|a| a.checked_add(len)) {
+                Some(next) => at = next,
+                None => break,
+            }
         }
     }
     default
@@ -256,6 +261,20 @@ mod tests {
                 ((x + y) % 256) as u8,
             ])
         })
+    }
+
+    #[test]
+    fn png_chunk_lengths_past_the_end_end_the_walk() {
+        // A chunk claiming u32::MAX bytes: on wasm32 `12 + len` wrapped to
+        // the same offset and looped for ever.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend_from_slice(&u32::MAX.to_be_bytes());
+        png.extend_from_slice(b"tEXt");
+        png.extend_from_slice(&[0; 16]);
+        assert_eq!(source_dpi(&png), source_dpi(b"not an image"));
+        for cut in 0..png.len() {
+            let _ = source_dpi(&png[..cut]);
+        }
     }
 
     #[test]

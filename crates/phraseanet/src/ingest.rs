@@ -18,6 +18,29 @@ pub struct EnqueueRequest {
     pub base_url: Option<String>,
 }
 
+impl EnqueueRequest {
+    /// A commit of an upload service's pull listing (`hydra:member`) as
+    /// the notification it stands for; what is missing or mistyped comes
+    /// out empty, for validation to refuse.
+    pub fn from_listed_commit(m: &serde_json::Value, base_url: &str) -> EnqueueRequest {
+        let text = |k: &str| m[k].as_str().unwrap_or("").to_string();
+        EnqueueRequest {
+            assets: m["assets"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            publisher: text("publisher"),
+            token: text("token"),
+            commit_id: m["id"].as_str().map(String::from),
+            base_url: Some(base_url.to_string()),
+        }
+    }
+}
+
 /// Upload-service base URLs we may call (and send tokens to): each entry
 /// is `scheme://host[:port][/path]`; a base URL is allowed when it equals
 /// an entry or extends it by a path.

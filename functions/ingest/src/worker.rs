@@ -459,20 +459,7 @@ pub async fn poll(ctx: &Ctx) -> Result<serde_json::Value, StoreError> {
             .unwrap_or_default();
         for m in &members {
             seen += 1;
-            let request = EnqueueRequest {
-                assets: m["assets"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                publisher: m["publisher"].as_str().unwrap_or("").to_string(),
-                token: m["token"].as_str().unwrap_or("").to_string(),
-                commit_id: m["id"].as_str().map(String::from),
-                base_url: Some(base.clone()),
-            };
+            let request = EnqueueRequest::from_listed_commit(m, &base);
             match request
                 .validate(None, &ctx.allowed, ctx.max_assets)
                 .and_then(|v| persist(ctx, &v))
