@@ -765,7 +765,7 @@ fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
         let mut c = (data.len() as u32).to_be_bytes().to_vec();
         c.extend_from_slice(kind);
         c.extend_from_slice(data);
-        let crc = assetgate_preview::pipeline::crc32(&c[4..]);
+        let crc = assetgate_imaging::encode::crc32(&c[4..]);
         c.extend_from_slice(&crc.to_be_bytes());
         c
     };

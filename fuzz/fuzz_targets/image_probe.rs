@@ -1,6 +1,6 @@
 //! The image header probe and the decoders behind the limits
-//! (crates/preview/src/pipeline.rs), as the preview proxy and Asset Compute
-//! (crates/compute/src/render.rs, encode.rs) run them on stored bytes:
+//! (crates/imaging), as the preview proxy (crates/preview/src/pipeline.rs)
+//! and Asset Compute (crates/compute/src/render.rs) run them on stored bytes:
 //! JPEG (with its EXIF block, a TIFF header), PNG, GIF and WebP in; JPEG,
 //! PNG, WebP, GIF and TIFF out; the declared density; the XMP packet.
 //!
@@ -15,10 +15,11 @@
 
 use assetgate_compute::Config;
 use assetgate_compute::request::{Crop as ComputeCrop, Fmt, Rendition};
-use assetgate_compute::{encode, render};
+use assetgate_compute::render;
 use assetgate_fuzz::Input;
+use assetgate_imaging::{Limits, Probe, density};
 use assetgate_preview::args::{Crop, Format, PreviewArgs};
-use assetgate_preview::pipeline::{self, Limits};
+use assetgate_preview::pipeline;
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: Limits = Limits {
@@ -34,10 +35,10 @@ fuzz_target!(|data: &[u8]| {
     let sel = input.byte();
     let bytes = input.rest();
     let _ = assetgate_web::mime::sniff(bytes);
-    let dpi = encode::source_dpi(bytes);
+    let dpi = density::declared(bytes);
     let _ = (dpi.x, dpi.y);
 
-    let probe = match pipeline::probe(bytes, &LIMITS) {
+    let probe = match assetgate_imaging::probe(bytes, &LIMITS) {
         Ok(p) => {
             assert!(p.width as u64 * p.height as u64 <= LIMITS.max_source_pixels);
             Some(p)
@@ -58,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
 
 fn preview(
     bytes: &[u8],
-    probe: Option<pipeline::Probe>,
+    probe: Option<Probe>,
     fmt: u8,
     side: Option<u32>,
     crop: Option<(u32, u32, u32, u32)>,
@@ -90,7 +91,7 @@ fn preview(
 
 fn compute(
     bytes: &[u8],
-    probe: Option<pipeline::Probe>,
+    probe: Option<Probe>,
     fmt: u8,
     side: Option<u32>,
     crop: Option<(u32, u32, u32, u32)>,

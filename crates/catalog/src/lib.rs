@@ -2,6 +2,8 @@
 //! in, with its bytes in the blob store under the same id. Previews,
 //! renditions and downloads of every protocol resolve asset ids here.
 
+pub mod provenance;
+
 use assetgate_store::{
     Blobs, Descriptor, ErrorCode, Index, Kv, Records, Result, StoreError, Versioned,
 };

@@ -4,9 +4,8 @@
 //! never logged.
 
 use crate::error::{ApiError, ApiResult};
-use assetgate_web::secret::constant_time_eq;
+use assetgate_identity::token::{constant_time_eq, lookup_key as token_hash};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,10 +31,6 @@ pub struct Credentials<'a> {
     pub api_key: Option<&'a str>,
     /// `x-gw-ims-org-id`, else `x-ims-org-id`.
     pub org: Option<&'a str>,
-}
-
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 impl Clients {

@@ -119,8 +119,8 @@ impl Config {
         })
     }
 
-    pub fn preview_limits(&self) -> assetgate_preview::pipeline::Limits {
-        assetgate_preview::pipeline::Limits {
+    pub fn preview_limits(&self) -> assetgate_imaging::Limits {
+        assetgate_imaging::Limits {
             max_source_pixels: self.max_source_pixels,
             max_source_bytes: self.max_source_bytes,
             max_output_side: self.max_output_side,

@@ -10,7 +10,6 @@
 pub mod api;
 pub mod clients;
 pub mod config;
-pub mod encode;
 pub mod error;
 pub mod events;
 pub mod journal;

@@ -6,11 +6,10 @@
 //! Failures carry the reference's `errorReason`.
 
 use crate::config::Config;
-use crate::encode::{self, Options};
 use crate::error::{Failure, Reason};
-use crate::request::{Dpi, Fmt, Rendition};
-use assetgate_preview::args::fit;
-use assetgate_preview::pipeline::{self, PipelineError, Pixels};
+use crate::request::{Fmt, Rendition};
+use assetgate_imaging::geometry::fit;
+use assetgate_imaging::{ImagingError, Options, Pixels, density, encode};
 use image::RgbaImage;
 
 /// A made rendition.
@@ -50,8 +49,8 @@ pub fn image(
         ));
     }
     let limits = cfg.preview_limits();
-    let probe = pipeline::probe(src, &limits).map_err(|e| match e {
-        PipelineError::TooLarge(m) => Failure::new(Reason::SourceUnsupported, m),
+    let probe = assetgate_imaging::probe(src, &limits).map_err(|e| match e {
+        ImagingError::TooLarge(m) => Failure::new(Reason::SourceUnsupported, m),
         other => Failure::new(Reason::SourceCorrupt, other.message().to_string()),
     })?;
     let (ow, oh) = probe.oriented();
@@ -71,7 +70,7 @@ pub fn image(
     };
     let (mut w, mut h) = (region.2, region.3);
     if let Some(to) = r.convert_to_dpi {
-        let from = encode::source_dpi(src);
+        let from = density::declared(src);
         w = ((w as u64 * to.x as u64).div_ceil(from.x.max(1) as u64)).max(1) as u32;
         h = ((h as u64 * to.y as u64).div_ceil(from.y.max(1) as u64)).max(1) as u32;
     }
@@ -83,13 +82,14 @@ pub fn image(
         )));
     }
     let keep_alpha = r.fmt != Fmt::Jpg;
-    let pixels = pipeline::decode_region(src, &probe, region, (tw, th), keep_alpha, &limits)
-        .map_err(|e| match e {
-            PipelineError::TooLarge(m) => Failure::new(Reason::ServiceOverLoad, m),
-            other => Failure::new(Reason::SourceCorrupt, other.message().to_string()),
-        })?;
-    let mut pixels =
-        pipeline::resize(pixels, tw, th).map_err(|e| Failure::generic(e.message().to_string()))?;
+    let pixels =
+        assetgate_imaging::decode_region(src, &probe, region, (tw, th), keep_alpha, &limits)
+            .map_err(|e| match e {
+                ImagingError::TooLarge(m) => Failure::new(Reason::ServiceOverLoad, m),
+                other => Failure::new(Reason::SourceCorrupt, other.message().to_string()),
+            })?;
+    let mut pixels = assetgate_imaging::resize(pixels, tw, th)
+        .map_err(|e| Failure::generic(e.message().to_string()))?;
     if let (Some(wm), Some(bytes)) = (&r.watermark, watermark) {
         apply_watermark(&mut pixels, bytes, wm.scale)?;
     }
@@ -97,11 +97,11 @@ pub fn image(
     let opts = Options {
         quality: r.quality.unwrap_or(DEFAULT_QUALITY),
         interlace: r.interlace,
-        dpi,
+        density: dpi.map(Into::into),
     };
     let bytes = match (r.fmt, r.jpeg_size) {
         (Fmt::Jpg, Some(max)) => jpeg_within(&pixels, opts, max)?,
-        _ => encode::encode(&pixels, r.fmt, opts).map_err(Failure::generic)?,
+        _ => encode(&pixels, image_format(r.fmt)?, opts).map_err(Failure::generic)?,
     };
     Ok(Output {
         bytes,
@@ -112,11 +112,31 @@ pub fn image(
     })
 }
 
+/// The encoder format of an image rendition format.
+fn image_format(fmt: Fmt) -> Result<assetgate_imaging::Format, Failure> {
+    use assetgate_imaging::Format;
+    Ok(match fmt {
+        Fmt::Jpg => Format::Jpeg,
+        Fmt::Png => Format::Png,
+        Fmt::Webp => Format::Webp,
+        Fmt::Gif => Format::Gif,
+        Fmt::Tif => Format::Tiff,
+        Fmt::Text | Fmt::Xmp | Fmt::Zip => {
+            return Err(Failure::generic(format!("{fmt:?} is not an image format")));
+        }
+    })
+}
+
 /// The highest quality (up to the asked one) whose JPEG fits `max` bytes;
 /// quality 1 if none does.
 fn jpeg_within(p: &Pixels, opts: Options, max: u64) -> Result<Vec<u8>, Failure> {
     let enc = |q: u8| {
-        encode::encode(p, Fmt::Jpg, Options { quality: q, ..opts }).map_err(Failure::generic)
+        encode(
+            p,
+            assetgate_imaging::Format::Jpeg,
+            Options { quality: q, ..opts },
+        )
+        .map_err(Failure::generic)
     };
     let (mut lo, mut hi) = (1u8, opts.quality.max(1));
     let top = enc(hi)?;
@@ -323,13 +343,13 @@ fn xml_escape(s: &str) -> String {
 fn generated_packet(src: &[u8], mime: &str, cfg: &Config) -> String {
     let mut props = format!("<dc:format>{}</dc:format>", xml_escape(mime));
     if is_image(src)
-        && let Ok(p) = pipeline::probe(src, &cfg.preview_limits())
+        && let Ok(p) = assetgate_imaging::probe(src, &cfg.preview_limits())
     {
         let (w, h) = p.oriented();
         props.push_str(&format!(
             "<tiff:ImageWidth>{w}</tiff:ImageWidth><tiff:ImageLength>{h}</tiff:ImageLength>"
         ));
-        let Dpi { x, y } = encode::source_dpi(src);
+        let assetgate_imaging::Density { x, y } = density::declared(src);
         props.push_str(&format!(
             "<tiff:XResolution>{x}/1</tiff:XResolution><tiff:YResolution>{y}/1</tiff:YResolution>"
         ));
@@ -348,6 +368,7 @@ fn generated_packet(src: &[u8], mime: &str, cfg: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::Dpi;
     use crate::request::{Crop, Watermark};
     use image::{Rgb, RgbImage, Rgba};
 
@@ -426,7 +447,10 @@ mod tests {
         r.convert_to_dpi = Some(Dpi { x: 144, y: 144 });
         let out = image(&src, &r, None, &cfg).unwrap();
         assert_eq!((out.width, out.height), (Some(800), Some(600)));
-        assert_eq!(encode::source_dpi(&out.bytes), Dpi { x: 144, y: 144 });
+        assert_eq!(
+            Dpi::from(density::declared(&out.bytes)),
+            Dpi { x: 144, y: 144 }
+        );
     }
 
     #[test]

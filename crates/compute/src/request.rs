@@ -81,6 +81,18 @@ pub struct Dpi {
     pub y: u32,
 }
 
+impl From<Dpi> for assetgate_imaging::Density {
+    fn from(d: Dpi) -> Self {
+        assetgate_imaging::Density { x: d.x, y: d.y }
+    }
+}
+
+impl From<assetgate_imaging::Density> for Dpi {
+    fn from(d: assetgate_imaging::Density) -> Self {
+        Dpi { x: d.x, y: d.y }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crop {
     pub x: u32,

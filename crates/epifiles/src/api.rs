@@ -6,10 +6,10 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::service::Service;
-use crate::users::User;
 use crate::xml::{self, Xml};
+use assetgate_identity::User;
+use assetgate_identity::token::constant_time_eq;
 use assetgate_store::Kv;
-use assetgate_web::secret::constant_time_eq;
 
 pub struct Request<'a> {
     pub method: &'a str,
@@ -149,7 +149,9 @@ pub fn admit<'c, K: Kv + ?Sized>(
             route,
             user: Some(user),
         }),
-        Err(e) => Err(Response::error(e)),
+        Err(_) => Err(Response::error(ApiError::unauthorized(
+            assetgate_identity::Unauthorized::MESSAGE,
+        ))),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Limits and settings of the EpiFiles service, from Spin variables; every
 //! default is in README ("Configuration").
 
-use crate::users::Directory;
+use assetgate_identity::Directory;
 use assetgate_store::settings::number;
 use assetgate_store::{StoreError, StoreSettings};
 

@@ -6,8 +6,8 @@ use crate::model::{self, Manifest, ManifestFile};
 use crate::params::encode_base64;
 use crate::render::{self, ChunkView};
 use crate::service::{Service, can_read};
-use crate::users::User;
 use crate::xml::Xml;
+use assetgate_identity::User;
 use assetgate_store::hash::md5_hex;
 use assetgate_store::{ErrorCode, Kv};
 

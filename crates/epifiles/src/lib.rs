@@ -12,10 +12,10 @@ mod manifests;
 pub mod model;
 pub mod outbox;
 pub mod params;
+pub mod provenance;
 pub mod render;
 pub mod service;
 mod upload;
-pub mod users;
 pub mod xml;
 
 pub use api::{Request, Response, handle};

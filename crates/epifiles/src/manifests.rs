@@ -6,8 +6,8 @@ use crate::model::{self, Manifest};
 use crate::params::{Params, decode_base64};
 use crate::render;
 use crate::service::{Service, can_read};
-use crate::users::User;
 use crate::xml::Xml;
+use assetgate_identity::User;
 use assetgate_store::Kv;
 
 /// Characters of `notify_message` that make the subject.

@@ -5,8 +5,8 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{self, Manifest, ManifestFile, Process, ProcessState};
 use crate::outbox::{Notification, Outbox, Recipient};
-use crate::users::{Roles, User};
 use assetgate_catalog::Catalog;
+use assetgate_identity::{Roles, User};
 use assetgate_store::{BlobConfig, Blobs, Index, Kv, Result};
 use assetgate_web::time;
 
@@ -175,7 +175,7 @@ impl<'a, K: Kv + ?Sized> Service<'a, K> {
 /// Who sees a manifest: its owner, and the repository's managers and
 /// downloaders.
 pub fn can_read(user: &User, m: &Manifest) -> bool {
-    m.owner == user.name || user.roles(&m.repository).reads_all()
+    assetgate_identity::access::reads(user, &m.owner, &m.repository)
 }
 
 /// Record ids of this protocol are decimal numbers.

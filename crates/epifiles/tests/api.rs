@@ -10,9 +10,7 @@ use std::cell::Cell;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn pw_hash(password: &str) -> String {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), b"salt", 1000, &mut out);
-    format!("pbkdf2_sha256$1000$salt${}", B64.encode(out))
+    assetgate_identity::users::hash_password(password, "salt", 1000)
 }
 
 fn md5(b: &[u8]) -> String {

@@ -206,7 +206,11 @@ pub fn parse(text: &str) -> Result<Credentials> {
 fn app_variables(c: &Credentials, origin: &str) -> Result<Vec<(String, String)>> {
     let users = serde_json::json!([{
         "user": EPI_USER,
-        "password": django_pbkdf2(&c.epi_password, &assetgate_web::secret::random_hex(12)),
+        "password": assetgate_identity::users::hash_password(
+            &c.epi_password,
+            &assetgate_web::secret::random_hex(12),
+            PBKDF2_ITERATIONS,
+        ),
         "email": "dev@localhost",
         // `phraseanet` and `compute` let the preview proxy show assets that
         // came in through those protocols (README "Preview proxy").
@@ -234,22 +238,6 @@ fn app_variables(c: &Credentials, origin: &str) -> Result<Vec<(String, String)>>
         ("ingest_pull_url".into(), origin.to_string()),
         ("ingest_pull_key".into(), c.upload_key.clone()),
     ])
-}
-
-/// Django's `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`, the format of
-/// `epifiles_users` (and of `scripts/epifiles-client hash-password`).
-fn django_pbkdf2(password: &str, salt: &str) -> String {
-    let mut out = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
-        password.as_bytes(),
-        salt.as_bytes(),
-        PBKDF2_ITERATIONS,
-        &mut out,
-    );
-    format!(
-        "pbkdf2_sha256${PBKDF2_ITERATIONS}${salt}${}",
-        base64::engine::general_purpose::STANDARD.encode(out)
-    )
 }
 
 /// A token shaped like `scripts/compute-token`'s: Adobe's events client
@@ -444,7 +432,7 @@ mod tests {
         // Python's hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", 20000),
         // which is what scripts/epifiles-client hash-password writes.
         assert_eq!(
-            django_pbkdf2("secret", "salt"),
+            assetgate_identity::users::hash_password("secret", "salt", PBKDF2_ITERATIONS),
             "pbkdf2_sha256$20000$salt$aygayFoVMfOGYCalrIzpK/oQ3JlgPPFaP0gEuVCKQlI="
         );
     }

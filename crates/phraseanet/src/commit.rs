@@ -199,7 +199,10 @@ impl<'a, K: Kv + ?Sized> Commits<'a, K> {
             }
             claimed.push(id.clone());
         }
-        Records::new(self.kv, TOKEN_KIND).create(&secret::lookup_key(&commit.token), &commit.id)?;
+        Records::new(self.kv, TOKEN_KIND).create(
+            &assetgate_identity::token::lookup_key(&commit.token),
+            &commit.id,
+        )?;
         Index::new(self.kv, UNACKED_INDEX)?.add(&commit.id)?;
         self.records().create(&commit.id, &commit)?;
         Ok(commit)
@@ -214,13 +217,18 @@ impl<'a, K: Kv + ?Sized> Commits<'a, K> {
         if token.is_empty() || token.len() > 256 {
             return Ok(None);
         }
-        let Some(id) =
-            Records::new(self.kv, TOKEN_KIND).try_get::<String>(&secret::lookup_key(token))?
+        let Some(id) = Records::new(self.kv, TOKEN_KIND)
+            .try_get::<String>(&assetgate_identity::token::lookup_key(token))?
         else {
             return Ok(None);
         };
         match self.records().try_get::<Commit>(&id.value)? {
-            Some(c) if secret::constant_time_eq(c.value.token.as_bytes(), token.as_bytes()) => {
+            Some(c)
+                if assetgate_identity::token::constant_time_eq(
+                    c.value.token.as_bytes(),
+                    token.as_bytes(),
+                ) =>
+            {
                 Ok(Some(c.value))
             }
             _ => Ok(None),

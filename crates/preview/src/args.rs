@@ -9,6 +9,7 @@
 //! the fit inside `maxWidth` × `maxHeight` (aspect ratio kept, never
 //! upscaled), then encoding.
 
+use assetgate_imaging::geometry::fit;
 use std::fmt;
 
 /// What the client asks for (`rendition`).
@@ -61,6 +62,16 @@ pub enum Format {
 }
 
 impl Format {
+    /// The encoder that writes it.
+    pub fn imaging(self) -> assetgate_imaging::Format {
+        match self {
+            Format::Jpeg => assetgate_imaging::Format::Jpeg,
+            Format::Png => assetgate_imaging::Format::Png,
+            Format::Webp => assetgate_imaging::Format::Webp,
+            Format::Gif => assetgate_imaging::Format::Gif,
+        }
+    }
+
     fn from_extension(ext: &str) -> Option<Format> {
         Some(match ext.to_ascii_lowercase().as_str() {
             "jpg" | "jpeg" => Format::Jpeg,
@@ -284,19 +295,6 @@ impl PreviewArgs {
         };
         Ok(fit(w, h, self.max_width, self.max_height))
     }
-}
-
-/// Fits `w` × `h` inside the box, keeping the aspect ratio, never
-/// upscaling; each side at least 1.
-pub fn fit(w: u32, h: u32, max_w: Option<u32>, max_h: Option<u32>) -> (u32, u32) {
-    let sx = max_w.map_or(1.0, |m| m as f64 / w as f64);
-    let sy = max_h.map_or(1.0, |m| m as f64 / h as f64);
-    let s = sx.min(sy).min(1.0);
-    if s >= 1.0 {
-        return (w, h);
-    }
-    let scaled = |v: u32| ((v as f64 * s).round() as u32).max(1);
-    (scaled(w), scaled(h))
 }
 
 #[cfg(test)]

@@ -1,230 +1,14 @@
-//! The image pipeline, as ordered steps: probe the header (limits are
-//! checked before any pixel is decoded), decode — JPEGs at the smallest
-//! DCT scale (1/8, 1/4, 1/2) that still covers the output, as libvips'
-//! shrink-on-load does — then EXIF orientation, crop, resize (Lanczos3 on
-//! RGB), encode.
-//!
-//! Pixels stay 3 bytes wide unless the source has alpha and the output
-//! keeps it; animated GIFs give their first frame.
+//! A preview render from preview-args, as the imaging steps in order
+//! (`assetgate-imaging`): probe the header (limits before any pixel is
+//! decoded), decode the region at the DCT scale the output needs, orient,
+//! crop, resize (Lanczos3), encode with the asked density.
 
 use crate::args::{Format, PreviewArgs};
-use fast_image_resize as fr;
-use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader, RgbImage, RgbaImage};
-use std::io::Cursor;
+use assetgate_imaging::{
+    Density, ImagingError, Limits, Options, decode_region, encode, probe, resize,
+};
 
-/// Source and output limits; defaults in comments (README "Configuration").
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest source, in pixels (50 MP).
-    pub max_source_pixels: u64,
-    /// Largest source file, in bytes (256 MiB).
-    pub max_source_bytes: u64,
-    /// Largest output side, in pixels (4096).
-    pub max_output_side: u32,
-    /// Memory a render may plan to use, in bytes (96 MiB): the source file
-    /// plus the decoded pixels at the scale the output needs. A request
-    /// over it is refused before decoding instead of running out of
-    /// memory (edge platforms cap a request at 128 MiB).
-    pub max_decode_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_source_pixels: 50_000_000,
-            max_source_bytes: 256 << 20,
-            max_output_side: 4096,
-            max_decode_bytes: 96 << 20,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PipelineError {
-    /// Over a source limit (413).
-    TooLarge(String),
-    /// Not an image we can read, or an output we will not make (422).
-    Unprocessable(String),
-    /// The arguments do not fit the image, e.g. a crop outside it (400).
-    BadArgs(String),
-}
-
-impl PipelineError {
-    pub fn status(&self) -> u16 {
-        match self {
-            PipelineError::TooLarge(_) => 413,
-            PipelineError::Unprocessable(_) => 422,
-            PipelineError::BadArgs(_) => 400,
-        }
-    }
-
-    pub fn message(&self) -> &str {
-        match self {
-            PipelineError::TooLarge(m)
-            | PipelineError::Unprocessable(m)
-            | PipelineError::BadArgs(m) => m,
-        }
-    }
-}
-
-type Result<T> = std::result::Result<T, PipelineError>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceFormat {
-    Jpeg,
-    Png,
-    Gif,
-    Webp,
-}
-
-/// What the header says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Probe {
-    pub format: SourceFormat,
-    /// As stored (before orientation).
-    pub width: u32,
-    pub height: u32,
-    pub orientation: Orientation,
-}
-
-impl Probe {
-    /// Width and height once the orientation is applied.
-    pub fn oriented(&self) -> (u32, u32) {
-        if swaps_axes(self.orientation) {
-            (self.height, self.width)
-        } else {
-            (self.width, self.height)
-        }
-    }
-}
-
-fn swaps_axes(o: Orientation) -> bool {
-    matches!(
-        o,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    )
-}
-
-fn unreadable(e: impl std::fmt::Display) -> PipelineError {
-    PipelineError::Unprocessable(format!("the image cannot be read: {e}"))
-}
-
-/// A decoder's error: its own memory limit is a source too large (413,
-/// as README documents), not an unreadable image.
-fn decoder_failed(e: image::ImageError) -> PipelineError {
-    match e {
-        image::ImageError::Limits(_) => PipelineError::TooLarge(
-            "decoding this source needs more memory than a render may use \
-             (preview_max_decode_bytes, and the decoder's own ceiling)"
-                .into(),
-        ),
-        other => unreadable(other),
-    }
-}
-
-/// Width and height as the PNG IHDR or the GIF screen descriptor states
-/// them, read from fixed offsets: the pixel limit is checked before a
-/// decoder sees the header (decoders refuse huge claims with their own
-/// memory errors first, which are not the documented answer).
-fn declared_size(bytes: &[u8], format: SourceFormat) -> Option<(u32, u32)> {
-    let be = |at: usize| Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    let le16 = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
-    match format {
-        SourceFormat::Png if bytes.get(12..16) == Some(b"IHDR") => Some((be(16)?, be(20)?)),
-        SourceFormat::Gif => Some((le16(6)? as u32, le16(8)? as u32)),
-        _ => None,
-    }
-}
-
-fn check_pixels(width: u32, height: u32, limits: &Limits) -> Result<()> {
-    let pixels = width as u64 * height as u64;
-    if pixels > limits.max_source_pixels {
-        return Err(PipelineError::TooLarge(format!(
-            "the source is {width}x{height} ({:.1} MP); previews are made from at most {:.1} MP (preview_max_source_pixels)",
-            pixels as f64 / 1e6,
-            limits.max_source_pixels as f64 / 1e6
-        )));
-    }
-    Ok(())
-}
-
-fn sniff(bytes: &[u8]) -> Result<SourceFormat> {
-    if bytes.starts_with(b"\xFF\xD8\xFF") {
-        Ok(SourceFormat::Jpeg)
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Ok(SourceFormat::Png)
-    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-        Ok(SourceFormat::Gif)
-    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Ok(SourceFormat::Webp)
-    } else {
-        Err(PipelineError::Unprocessable(
-            "previews are made from JPEG, PNG, GIF and WebP images; this asset is none of them"
-                .into(),
-        ))
-    }
-}
-
-/// Reads the header only and checks the source limits.
-pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe> {
-    if bytes.len() as u64 > limits.max_source_bytes {
-        return Err(PipelineError::TooLarge(format!(
-            "the source has {} bytes; previews are made from at most {} (preview_max_source_bytes)",
-            bytes.len(),
-            limits.max_source_bytes
-        )));
-    }
-    let format = sniff(bytes)?;
-    if let Some((w, h)) = declared_size(bytes, format) {
-        check_pixels(w, h, limits)?;
-    }
-    let (width, height, orientation) = match format {
-        SourceFormat::Jpeg => {
-            let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-            d.read_info().map_err(unreadable)?;
-            let info = d.info().ok_or_else(|| unreadable("no frame header"))?;
-            let o = d
-                .exif_data()
-                .and_then(Orientation::from_exif_chunk)
-                .unwrap_or(Orientation::NoTransforms);
-            (info.width as u32, info.height as u32, o)
-        }
-        _ => {
-            let mut dec = reader(bytes, format)?
-                .into_decoder()
-                .map_err(decoder_failed)?;
-            let (w, h) = dec.dimensions();
-            let o = dec.orientation().unwrap_or(Orientation::NoTransforms);
-            (w, h, o)
-        }
-    };
-    check_pixels(width, height, limits)?;
-    if width == 0 || height == 0 {
-        // Nothing to crop or fit (and the steps below divide by sides).
-        return Err(unreadable(format!("the image is {width}x{height} pixels")));
-    }
-    Ok(Probe {
-        format,
-        width,
-        height,
-        orientation,
-    })
-}
-
-fn reader(bytes: &[u8], format: SourceFormat) -> Result<ImageReader<Cursor<&[u8]>>> {
-    let mut r = ImageReader::new(Cursor::new(bytes));
-    r.set_format(match format {
-        SourceFormat::Jpeg => image::ImageFormat::Jpeg,
-        SourceFormat::Png => image::ImageFormat::Png,
-        SourceFormat::Gif => image::ImageFormat::Gif,
-        SourceFormat::Webp => image::ImageFormat::WebP,
-    });
-    Ok(r)
-}
+type Result<T> = std::result::Result<T, ImagingError>;
 
 /// A rendered preview.
 #[derive(Debug, Clone)]
@@ -235,30 +19,15 @@ pub struct Rendered {
     pub format: Format,
 }
 
-/// Decoded pixels, 3 or 4 bytes wide.
-pub enum Pixels {
-    Rgb(RgbImage),
-    Rgba(RgbaImage),
-}
-
-impl Pixels {
-    pub fn dimensions(&self) -> (u32, u32) {
-        match self {
-            Pixels::Rgb(i) => i.dimensions(),
-            Pixels::Rgba(i) => i.dimensions(),
-        }
-    }
-}
-
 /// Renders `args` from the image in `bytes`.
 pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rendered> {
     let p = probe(bytes, limits)?;
     let (ow, oh) = p.oriented();
     let (tw, th) = args
         .output_size(ow, oh)
-        .map_err(|e| PipelineError::BadArgs(e.0))?;
+        .map_err(|e| ImagingError::BadArgs(e.0))?;
     if tw.max(th) > limits.max_output_side {
-        return Err(PipelineError::Unprocessable(format!(
+        return Err(ImagingError::Unprocessable(format!(
             "the output would be {tw}x{th}; the largest side allowed is {} (preview_max_output_side)",
             limits.max_output_side
         )));
@@ -269,276 +38,22 @@ pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rende
     let keep_alpha = args.format != Format::Jpeg;
     let pixels = decode_region(bytes, &p, region, (tw, th), keep_alpha, limits)?;
     let pixels = resize(pixels, tw, th)?;
-    let out = encode(pixels, args)?;
+    let options = Options {
+        quality: args.quality,
+        interlace: false,
+        density: args.ppi.map(|ppi| Density {
+            x: ppi.into(),
+            y: ppi.into(),
+        }),
+    };
+    let bytes = encode(&pixels, args.format.imaging(), options)
+        .map_err(|e| ImagingError::Unprocessable(format!("encoding failed: {e}")))?;
     Ok(Rendered {
-        bytes: out,
+        bytes,
         width: tw,
         height: th,
         format: args.format,
     })
-}
-
-/// The oriented `region` (x, y, w, h in oriented full-size pixels) of the
-/// probed image, decoded at the smallest JPEG DCT scale that still covers
-/// `target`, oriented and cropped but not resized. The decode budget is
-/// checked first: over it is `TooLarge`, before any pixel is decoded.
-pub fn decode_region(
-    bytes: &[u8],
-    p: &Probe,
-    region: (u32, u32, u32, u32),
-    target: (u32, u32),
-    keep_alpha: bool,
-    limits: &Limits,
-) -> Result<Pixels> {
-    let scale = if p.format == SourceFormat::Jpeg {
-        jpeg_scale((region.2, region.3), target)
-    } else {
-        1
-    };
-    let need = decode_budget(bytes.len(), p, scale);
-    if need > limits.max_decode_bytes {
-        return Err(PipelineError::TooLarge(format!(
-            "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB (preview_max_decode_bytes): ask for a smaller box or crop",
-            p.width,
-            p.height,
-            need >> 20,
-            limits.max_decode_bytes >> 20
-        )));
-    }
-    let (pixels, scale) = decode(bytes, p, (region.2, region.3), target, keep_alpha)?;
-    let pixels = orient(pixels, p.orientation);
-    Ok(crop(pixels, region, scale))
-}
-
-/// Decodes, at a reduced DCT scale for JPEGs when the output allows it.
-/// Returns the pixels and the scale they were decoded at (1, 2, 4 or 8).
-fn decode(
-    bytes: &[u8],
-    p: &Probe,
-    region: (u32, u32),
-    target: (u32, u32),
-    keep_alpha: bool,
-) -> Result<(Pixels, u32)> {
-    if p.format != SourceFormat::Jpeg {
-        let mut r = reader(bytes, p.format)?;
-        let mut limits = image::Limits::default();
-        limits.max_image_width = Some(p.width);
-        limits.max_image_height = Some(p.height);
-        r.limits(limits);
-        // For GIFs this is the first frame.
-        let img = r.decode().map_err(decoder_failed)?;
-        let pixels = if keep_alpha && img.color().has_alpha() {
-            Pixels::Rgba(img.into_rgba8())
-        } else if img.color().has_alpha() {
-            Pixels::Rgb(flatten_on_white(img.into_rgba8()))
-        } else {
-            Pixels::Rgb(img.into_rgb8())
-        };
-        return Ok((pixels, 1));
-    }
-    let scale = jpeg_scale(region, target);
-    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    if scale > 1 {
-        let (w, h) = (p.width.div_ceil(scale), p.height.div_ceil(scale));
-        d.scale(w as u16, h as u16).map_err(unreadable)?;
-    }
-    let raw = d.decode().map_err(unreadable)?;
-    let info = d.info().ok_or_else(|| unreadable("no frame header"))?;
-    let (w, h) = (info.width as u32, info.height as u32);
-    let rgb = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => raw,
-        jpeg_decoder::PixelFormat::L8 => raw.iter().flat_map(|&v| [v, v, v]).collect(),
-        jpeg_decoder::PixelFormat::L16 => raw
-            .chunks_exact(2)
-            .flat_map(|v| [v[0], v[0], v[0]])
-            .collect(),
-        jpeg_decoder::PixelFormat::CMYK32 => raw
-            .chunks_exact(4)
-            .flat_map(|c| {
-                let k = 255 - c[3] as u32;
-                let ch = |v: u8| ((255 - v as u32) * k / 255) as u8;
-                [ch(c[0]), ch(c[1]), ch(c[2])]
-            })
-            .collect(),
-    };
-    let img = RgbImage::from_raw(w, h, rgb).ok_or_else(|| unreadable("short pixel buffer"))?;
-    // The decoder rounds sizes up; name the scale by what it produced.
-    let actual = [8, 4, 2, 1]
-        .into_iter()
-        .find(|s| p.width.div_ceil(*s) == w && p.height.div_ceil(*s) == h)
-        .unwrap_or(1);
-    Ok((Pixels::Rgb(img), actual))
-}
-
-/// The largest DCT shrink (8, 4, 2, else 1) that keeps the region at
-/// least as large as the output; both in oriented pixels.
-fn jpeg_scale(region: (u32, u32), target: (u32, u32)) -> u32 {
-    [8u32, 4, 2]
-        .into_iter()
-        .find(|s| region.0 / s >= target.0 && region.1 / s >= target.1)
-        .unwrap_or(1)
-}
-
-/// What decoding will hold at its peak: the source, the decoder's planes
-/// and the pixels it returns (JPEG: 3 + 3 bytes per decoded pixel; other
-/// formats: RGBA plus an RGB copy).
-fn decode_budget(source_len: usize, p: &Probe, scale: u32) -> u64 {
-    let pixels = p.width.div_ceil(scale) as u64 * p.height.div_ceil(scale) as u64;
-    let per_pixel = if p.format == SourceFormat::Jpeg { 6 } else { 7 };
-    source_len as u64 + pixels * per_pixel
-}
-
-/// Composes RGBA over white (for outputs without alpha).
-fn flatten_on_white(img: RgbaImage) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let mut out = RgbImage::new(w, h);
-    for (o, p) in out.pixels_mut().zip(img.pixels()) {
-        let a = p[3] as u32;
-        for c in 0..3 {
-            o[c] = ((p[c] as u32 * a + 255 * (255 - a)) / 255) as u8;
-        }
-    }
-    out
-}
-
-fn orient(p: Pixels, o: Orientation) -> Pixels {
-    if o == Orientation::NoTransforms {
-        return p;
-    }
-    let mut img = match p {
-        Pixels::Rgb(i) => DynamicImage::ImageRgb8(i),
-        Pixels::Rgba(i) => DynamicImage::ImageRgba8(i),
-    };
-    img.apply_orientation(o);
-    match img {
-        DynamicImage::ImageRgba8(i) => Pixels::Rgba(i),
-        other => Pixels::Rgb(other.into_rgb8()),
-    }
-}
-
-/// Crops `region` (in full-size oriented pixels) out of pixels decoded at
-/// 1/`scale`.
-fn crop(p: Pixels, region: (u32, u32, u32, u32), scale: u32) -> Pixels {
-    let (w, h) = p.dimensions();
-    let x = (region.0 / scale).min(w.saturating_sub(1));
-    let y = (region.1 / scale).min(h.saturating_sub(1));
-    let cw = region.2.div_ceil(scale).clamp(1, w - x);
-    let ch = region.3.div_ceil(scale).clamp(1, h - y);
-    if (x, y, cw, ch) == (0, 0, w, h) {
-        return p;
-    }
-    match p {
-        Pixels::Rgb(i) => Pixels::Rgb(image::imageops::crop_imm(&i, x, y, cw, ch).to_image()),
-        Pixels::Rgba(i) => Pixels::Rgba(image::imageops::crop_imm(&i, x, y, cw, ch).to_image()),
-    }
-}
-
-/// Resizes to exactly `tw` x `th` (Lanczos3).
-pub fn resize(p: Pixels, tw: u32, th: u32) -> Result<Pixels> {
-    if p.dimensions() == (tw, th) {
-        return Ok(p);
-    }
-    match p {
-        Pixels::Rgb(i) => {
-            let (w, h) = i.dimensions();
-            let src = fr::images::TypedImageRef::<fr::pixels::U8x3>::from_buffer(w, h, i.as_raw())
-                .map_err(|e| unreadable(format!("resize source: {e}")))?;
-            let mut out = vec![0u8; tw as usize * th as usize * 3];
-            let mut dst = fr::images::TypedImage::<fr::pixels::U8x3>::from_buffer(tw, th, &mut out)
-                .map_err(|e| unreadable(format!("resize target: {e}")))?;
-            let opts = fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
-            fr::Resizer::new()
-                .resize_typed(&src, &mut dst, &opts)
-                .map_err(|e| unreadable(format!("resize: {e}")))?;
-            drop(dst);
-            Ok(Pixels::Rgb(
-                RgbImage::from_raw(tw, th, out).expect("sized for the target"),
-            ))
-        }
-        // Alpha is resized by `image` (no SIMD alpha path; see README).
-        Pixels::Rgba(i) => Ok(Pixels::Rgba(image::imageops::resize(
-            &i,
-            tw,
-            th,
-            image::imageops::FilterType::Lanczos3,
-        ))),
-    }
-}
-
-fn encode(p: Pixels, args: &PreviewArgs) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let failed =
-        |e: image::ImageError| PipelineError::Unprocessable(format!("encoding failed: {e}"));
-    let (w, h) = p.dimensions();
-    let (raw, color): (&[u8], image::ExtendedColorType) = match &p {
-        Pixels::Rgb(i) => (i.as_raw(), image::ExtendedColorType::Rgb8),
-        Pixels::Rgba(i) => (i.as_raw(), image::ExtendedColorType::Rgba8),
-    };
-    match args.format {
-        Format::Jpeg => {
-            let mut e = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, args.quality);
-            if let Some(ppi) = args.ppi {
-                e.set_pixel_density(image::codecs::jpeg::PixelDensity::dpi(ppi));
-            }
-            e.encode(raw, w, h, color).map_err(failed)?;
-        }
-        Format::Png => {
-            image::codecs::png::PngEncoder::new(&mut out)
-                .write_image(raw, w, h, color)
-                .map_err(failed)?;
-            if let Some(ppi) = args.ppi {
-                out = png_with_density(out, ppi);
-            }
-        }
-        Format::Webp => {
-            image::codecs::webp::WebPEncoder::new_lossless(&mut out)
-                .encode(raw, w, h, color)
-                .map_err(failed)?;
-        }
-        Format::Gif => {
-            image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10)
-                .encode(raw, w, h, color)
-                .map_err(failed)?;
-        }
-    }
-    Ok(out)
-}
-
-/// Inserts a `pHYs` chunk (pixels per metre) after `IHDR`.
-fn png_with_density(png: Vec<u8>, ppi: u16) -> Vec<u8> {
-    let ppm = (ppi as f64 / 0.0254).round() as u32;
-    let mut data = Vec::with_capacity(13);
-    data.extend_from_slice(b"pHYs");
-    data.extend_from_slice(&ppm.to_be_bytes());
-    data.extend_from_slice(&ppm.to_be_bytes());
-    data.push(1); // unit: metre
-    let crc = crc32(&data);
-    // Signature (8) + IHDR chunk (4 length + 4 type + 13 data + 4 crc).
-    let at = 8 + 25;
-    let mut out = Vec::with_capacity(png.len() + 21);
-    out.extend_from_slice(&png[..at]);
-    out.extend_from_slice(&9u32.to_be_bytes());
-    out.extend_from_slice(&data);
-    out.extend_from_slice(&crc.to_be_bytes());
-    out.extend_from_slice(&png[at..]);
-    out
-}
-
-/// CRC-32 (IEEE), as PNG chunks use.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[cfg(test)]
@@ -548,7 +63,9 @@ mod tests {
     //! source is drawn, so there is nothing to regenerate.
     use super::*;
     use crate::args::Rendition;
-    use image::{Rgb, Rgba};
+    use assetgate_imaging::encode::crc32;
+    use image::metadata::Orientation;
+    use image::{DynamicImage, ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
 
     fn args(s: &str) -> PreviewArgs {
         PreviewArgs::parse(Some(s), Rendition::Preview).unwrap()
@@ -618,18 +135,10 @@ mod tests {
     }
 
     #[test]
-    fn fit_keeps_the_picture_and_uses_dct_scaling() {
+    fn fit_keeps_the_picture() {
         let src = jpeg(&quadrants(2400, 1600), 90);
         let limits = Limits::default();
-        let p = probe(&src, &limits).unwrap();
-        let (pixels, scale) = decode(&src, &p, (2400, 1600), (300, 200), false).unwrap();
-        assert_eq!(
-            (scale, pixels.dimensions()),
-            (8, (300, 200)),
-            "decoded at 1/8"
-        );
-        let (_, scale) = decode(&src, &p, (2400, 1600), (601, 400), false).unwrap();
-        assert_eq!(scale, 2, "1/4 would be 600 wide, less than 601");
+        // The DCT scale itself: assetgate-imaging's decode tests.
         let r = render(&src, &args("maxWidth_600_maxHeight_400.jpg"), &limits).unwrap();
         assert_eq!((r.width, r.height), (600, 400));
         let out = decoded(&r).into_rgb8();

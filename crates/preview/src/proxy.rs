@@ -5,21 +5,15 @@
 
 use crate::args::{PreviewArgs, Rendition};
 use crate::etag;
-use crate::pipeline::{self, Limits, PipelineError};
-use crate::tickets::{TicketError, Tickets};
+use crate::pipeline;
+use assetgate_catalog::provenance::Provenance;
 use assetgate_catalog::{Asset, Catalog, Origin};
-use assetgate_epifiles::model::{self as epifiles, Manifest, ManifestFile};
-use assetgate_epifiles::service::can_read;
-use assetgate_epifiles::users::{Directory, User};
+use assetgate_identity::access::{self, COMPUTE_REPOSITORY, PHRASEANET_REPOSITORY};
+use assetgate_identity::{Directory, TicketError, Tickets, User};
+use assetgate_imaging::{ImagingError, Limits};
 use assetgate_store::settings::number;
 use assetgate_store::{BlobConfig, Blobs, ErrorCode, Kv, StoreError};
 
-/// Repository whose members may preview assets that came in through the
-/// Phraseanet protocols (upload or ingest), which have no repository.
-pub const PHRASEANET_REPOSITORY: &str = "phraseanet";
-/// Repository whose readers (managers, downloaders) may preview renditions
-/// Asset Compute kept in the store.
-pub const COMPUTE_REPOSITORY: &str = "compute";
 /// Cookie that carries the ticket for `ww-app` requests.
 pub const TICKET_COOKIE: &str = "ticket";
 
@@ -130,9 +124,10 @@ fn internal(e: StoreError) -> Decision {
 }
 
 /// Everything up to the bytes.
-pub fn decide<K: Kv + ?Sized>(
+pub fn decide<K: Kv>(
     kv: &K,
     users: &Directory,
+    provenance: &dyn Provenance,
     req: &ProxyRequest<'_>,
     now: u64,
 ) -> Decision {
@@ -186,12 +181,12 @@ pub fn decide<K: Kv + ?Sized>(
             "the ticket is not valid; log on again",
         );
     };
-    let asset = match resolve(kv, objectid, now) {
+    let asset = match resolve(kv, provenance, objectid, now) {
         Ok(Some(a)) => a,
         Ok(None) => return refuse(404, "not-found", "no such object"),
         Err(e) => return internal(e),
     };
-    match may_read(kv, user, &asset) {
+    match may_read(kv, provenance, user, &asset) {
         Ok(true) => {}
         Ok(false) => return refuse(403, "forbidden", "no read access to this object"),
         Err(e) => return internal(e),
@@ -221,18 +216,19 @@ pub fn decide<K: Kv + ?Sized>(
     decision
 }
 
-/// An object id names a catalog asset, or (all digits) an EpiFiles
-/// ManifestFile, whose asset it then is.
-fn resolve<K: Kv + ?Sized>(kv: &K, objectid: &str, now: u64) -> Result<Option<Asset>, StoreError> {
-    let asset_id = if !objectid.is_empty()
-        && objectid.len() <= 20
-        && objectid.bytes().all(|b| b.is_ascii_digit())
+/// An object id names a catalog asset, or another protocol's object
+/// (an EpiFiles ManifestFile), whose asset it then is.
+fn resolve<K: Kv>(
+    kv: &K,
+    provenance: &dyn Provenance,
+    objectid: &str,
+    now: u64,
+) -> Result<Option<Asset>, StoreError> {
+    let asset_id = if let Some(id) = provenance.asset_of(kv, objectid)? {
+        id
+    } else if assetgate_store::keys::check_id("object", objectid).is_ok()
+        && !objectid.bytes().all(|b| b.is_ascii_digit())
     {
-        match epifiles::manifest_files(kv).try_get::<ManifestFile>(objectid)? {
-            Some(v) => v.value.asset,
-            None => return Ok(None),
-        }
-    } else if assetgate_store::keys::check_id("object", objectid).is_ok() {
         objectid.to_string()
     } else {
         return Ok(None);
@@ -248,14 +244,18 @@ fn resolve<K: Kv + ?Sized>(kv: &K, objectid: &str, now: u64) -> Result<Option<As
 /// EpiFiles files: whoever sees their manifest. Phraseanet assets: the
 /// members of the `phraseanet` repository. Stored renditions: the readers
 /// of the `compute` repository.
-fn may_read<K: Kv + ?Sized>(kv: &K, user: &User, asset: &Asset) -> Result<bool, StoreError> {
+fn may_read(
+    kv: &dyn Kv,
+    provenance: &dyn Provenance,
+    user: &User,
+    asset: &Asset,
+) -> Result<bool, StoreError> {
     match &asset.origin {
-        Origin::Epifiles { manifest, .. } => Ok(epifiles::manifests(kv)
-            .try_get::<Manifest>(manifest)?
-            .is_some_and(|m| can_read(user, &m.value))),
+        Origin::Epifiles { .. } => Ok(provenance
+            .readers(kv, asset)?
+            .is_some_and(|r| access::reads(user, &r.owner, &r.repository))),
         Origin::Upload | Origin::Ingest { .. } => {
-            let r = user.roles(PHRASEANET_REPOSITORY);
-            Ok(r.reads_all() || r.uploader)
+            Ok(access::is_member(user, PHRASEANET_REPOSITORY))
         }
         Origin::Compute { .. } => Ok(user.roles(COMPUTE_REPOSITORY).reads_all()),
     }
@@ -288,7 +288,7 @@ pub fn render_and_cache<K: Kv + ?Sized>(
     };
     let source = Blobs::new(kv, blobs).read_all(&asset.id).map_err(store)?;
     let rendered = pipeline::render(&source, args, &cfg.limits)
-        .map_err(|e: PipelineError| (e.status(), e.message().to_string()))?;
+        .map_err(|e: ImagingError| (e.status(), e.message().to_string()))?;
     drop(source);
     // A concurrent request may have cached the same bytes meanwhile: either
     // way the entry is whole (the descriptor is written last).
@@ -320,6 +320,30 @@ mod tests {
         .unwrap()
     }
 
+    /// EpiFiles' side as the proxy sees it: file 7 is asset-e, whose
+    /// manifest lab owns in repository 23 (crates/epifiles implements it
+    /// on its records; tests/preview.rs runs the two together).
+    struct Files;
+
+    impl Provenance for Files {
+        fn asset_of(&self, _: &dyn Kv, id: &str) -> assetgate_store::Result<Option<String>> {
+            Ok((id == "7").then(|| "asset-e".to_string()))
+        }
+
+        fn readers(
+            &self,
+            _: &dyn Kv,
+            asset: &Asset,
+        ) -> assetgate_store::Result<Option<assetgate_catalog::provenance::Readers>> {
+            Ok(
+                (asset.id == "asset-e").then(|| assetgate_catalog::provenance::Readers {
+                    owner: "lab".into(),
+                    repository: "23".into(),
+                }),
+            )
+        }
+    }
+
     /// An EpiFiles file (manifest 1, file 7, owner lab, repository 23) and
     /// a Phraseanet upload.
     fn store() -> MemoryKv {
@@ -348,34 +372,6 @@ mod tests {
                 ))
                 .unwrap();
         }
-        let m = Manifest {
-            id: "1".into(),
-            repository: "23".into(),
-            owner: "lab".into(),
-            comment: String::new(),
-            created_at: NOW,
-            files: vec!["7".into()],
-            status: 1,
-            archived: false,
-            archived_at: None,
-            archived_by: None,
-        };
-        epifiles::manifests(&kv).create("1", &m).unwrap();
-        let f = ManifestFile {
-            id: "7".into(),
-            manifest: "1".into(),
-            repository: "23".into(),
-            uploader: "lab".into(),
-            asset: "asset-e".into(),
-            filename: "x.jpg".into(),
-            content_type: "image/jpeg".into(),
-            size: 5,
-            md5: String::new(),
-            created_at: NOW,
-            purge_at: NOW + 86_400,
-            downloaded_by_mg: false,
-        };
-        epifiles::manifest_files(&kv).create("7", &f).unwrap();
         kv
     }
 
@@ -580,7 +576,7 @@ mod tests {
                 if_none_match: inm.as_deref(),
             };
             assert_eq!(
-                outcome(&decide(&kv, &users, &req, NOW)),
+                outcome(&decide(&kv, &users, &Files, &req, NOW)),
                 expected,
                 "{query}"
             );

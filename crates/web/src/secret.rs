@@ -1,5 +1,6 @@
-//! Secrets: random tokens, constant-time comparison, and a digest safe to
-//! use as a lookup key (the token itself never is one).
+//! Randomness and digests: random tokens and ids from the platform's
+//! CSPRNG, and digests of request parts. Comparing and indexing secrets is
+//! `assetgate-identity`'s (`token`).
 
 use sha2::Digest;
 
@@ -36,20 +37,6 @@ pub fn uuid_v4() -> String {
     )
 }
 
-/// Equality whose time depends only on the lengths, not on where the
-/// inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Hex SHA-256 of a secret, for indexing records by token.
-pub fn lookup_key(secret: &str) -> String {
-    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
-}
-
 /// Hex SHA-256 of arbitrary parts, separated unambiguously (ids derived
 /// from request contents, e.g. for idempotent enqueueing).
 pub fn digest_parts(parts: &[&str]) -> String {
@@ -74,13 +61,10 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_long_random_and_compared_exactly() {
+    fn tokens_are_long_and_random() {
         let a = random_hex(24);
         assert_eq!(a.len(), 48);
         assert_ne!(a, random_hex(24));
-        assert!(constant_time_eq(a.as_bytes(), a.clone().as_bytes()));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
         let u = uuid_v4();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");

@@ -17,7 +17,7 @@ use assetgate_phraseanet::ingest::{
 use assetgate_store::settings::number;
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{ErrorCode, Queue, QueueConfig, Records, StoreError, StoreSettings};
-use assetgate_web::{secret, time};
+use assetgate_web::time;
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -153,7 +153,11 @@ fn check_key(req: &Req) -> Result<(), (u16, &'static str)> {
         .chain(SENDER_SCHEMES)
         .find_map(|scheme| req.auth(scheme));
     match given {
-        Some(given) if secret::constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
+        Some(given)
+            if assetgate_identity::token::constant_time_eq(given.as_bytes(), key.as_bytes()) =>
+        {
+            Ok(())
+        }
         _ => Err((
             401,
             "a valid Authorization header with the ingest API key is required",

@@ -6,9 +6,9 @@
 //! cache miss and writes the answer.
 
 use assetgate_component::{Req, send, send_blob, send_error, send_status, var};
-use assetgate_epifiles::users::Directory;
+use assetgate_epifiles::provenance::Manifests;
+use assetgate_identity::{Directory, Tickets};
 use assetgate_preview::proxy::{self, Decision, ProxyConfig, ProxyRequest};
-use assetgate_preview::tickets::Tickets;
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{Blobs, StoreError, StoreSettings};
 use assetgate_web::{query, secret, time};
@@ -224,7 +224,7 @@ async fn proxy_request(
         cookie: req.header("cookie"),
         if_none_match: req.header("if-none-match"),
     };
-    let decision = proxy::decide(&ctx.kv, &ctx.users, &request, now);
+    let decision = proxy::decide(&ctx.kv, &ctx.users, &Manifests, &request, now);
     let cache_control = ctx.cfg.cache_control();
     let range = req.header("range").map(String::from);
     match decision {

@@ -14,7 +14,7 @@ use assetgate_component::{
 use assetgate_phraseanet::{Access, Commits, Limits, hydra};
 use assetgate_store::spin::SpinKv;
 use assetgate_store::{Blobs, StoreError, StoreSettings};
-use assetgate_web::{filename, secret, time};
+use assetgate_web::{filename, time};
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -227,7 +227,11 @@ fn require_api_key(req: &Req) -> Result<(), Refusal> {
         ));
     };
     match req.auth("Bearer") {
-        Some(given) if secret::constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
+        Some(given)
+            if assetgate_identity::token::constant_time_eq(given.as_bytes(), key.as_bytes()) =>
+        {
+            Ok(())
+        }
         _ => Err(Refusal(
             401,
             "unauthorized",

@@ -2,10 +2,11 @@
 //! journal events out, jobs worked by a fake transport.
 
 use super::*;
-use crate::clients::{Clients, token_hash};
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::error::Failure;
 use crate::runner::{self, Fetched, Transport};
+use assetgate_identity::token::lookup_key as token_hash;
 use assetgate_store::{BlobConfig, MemoryKv};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -109,7 +110,7 @@ fn json_of(r: &Response) -> Value {
 
 fn png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 200, 30]));
-    crate::encode::png(img.as_raw(), w, h, 3, false, None)
+    assetgate_imaging::encode::png(img.as_raw(), w, h, 3, false, None)
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! against the shared user directory, stored (by their SHA-256, never in
 //! clear) with an expiry.
 
+use crate::token::lookup_key;
 use assetgate_store::{ErrorCode, Kv, Records, Result};
 use assetgate_web::secret;
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,7 @@ impl<'a, K: Kv + ?Sized> Tickets<'a, K> {
             app: app.map(String::from),
             expires_at: now + ttl,
         };
-        Records::new(self.kv, KIND).create(&secret::lookup_key(&ticket), &t)?;
+        Records::new(self.kv, KIND).create(&lookup_key(&ticket), &t)?;
         Ok(ticket)
     }
 
@@ -52,7 +53,7 @@ impl<'a, K: Kv + ?Sized> Tickets<'a, K> {
             return Ok(Err(TicketError::Unknown));
         }
         let records = Records::new(self.kv, KIND);
-        let id = secret::lookup_key(ticket);
+        let id = lookup_key(ticket);
         let t = match records.try_get::<Ticket>(&id)? {
             None => return Ok(Err(TicketError::Unknown)),
             Some(v) => v.value,

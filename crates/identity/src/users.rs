@@ -10,15 +10,27 @@
 //! (`scripts/epifiles-client hash-password` makes one). Every call carries
 //! HTTP Basic credentials, so the iteration count is paid per request.
 
-use crate::error::{ApiError, ApiResult};
+use crate::token::constant_time_eq;
 use assetgate_web::decode::percent_decode;
-use assetgate_web::secret::constant_time_eq;
 use base64::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 const MIN_ITERATIONS: u32 = 1_000;
 const MAX_ITERATIONS: u32 = 2_000_000;
+
+/// A refused HTTP Basic check: 401, whatever was wrong (nothing tells a
+/// caller whether the name exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unauthorized;
+
+impl Unauthorized {
+    pub const MESSAGE: &'static str = "missing or wrong credentials (HTTP Basic)";
+
+    pub fn status(self) -> u16 {
+        401
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Roles {
@@ -112,6 +124,17 @@ impl PasswordHash {
     }
 }
 
+/// A password as `epifiles_users` stores it: Django's
+/// `pbkdf2_sha256$<iterations>$<salt>$<base64 hash>`.
+pub fn hash_password(password: &str, salt: &str, iterations: u32) -> String {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut out);
+    format!(
+        "pbkdf2_sha256${iterations}${salt}${}",
+        base64::engine::general_purpose::STANDARD.encode(out)
+    )
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserEntry {
@@ -202,19 +225,18 @@ impl Directory {
     /// in the URL are told to percent-encode reserved characters; some
     /// send them encoded in the header too, so a failed check is retried
     /// once with both parts decoded.
-    pub fn authenticate(&self, authorization: Option<&str>) -> ApiResult<&User> {
-        let denied = || ApiError::unauthorized("missing or wrong credentials (HTTP Basic)");
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&User, Unauthorized> {
         let encoded = authorization
             .and_then(|h| h.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
             .map(|(_, c)| c.trim())
-            .ok_or_else(denied)?;
+            .ok_or(Unauthorized)?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(denied)?;
-        let (name, password) = decoded.split_once(':').ok_or_else(denied)?;
+            .ok_or(Unauthorized)?;
+        let (name, password) = decoded.split_once(':').ok_or(Unauthorized)?;
         if let Some(u) = self.login(name, password) {
             return Ok(u);
         }
@@ -228,7 +250,7 @@ impl Directory {
                 return Ok(u);
             }
         }
-        Err(denied())
+        Err(Unauthorized)
     }
 
     /// The user, if `password` is theirs (other protocols' log-on forms).
@@ -248,17 +270,11 @@ impl Directory {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    /// `pbkdf2_sha256` of `password` with `salt`, for fixtures.
-    pub fn hash(password: &str, salt: &str) -> String {
-        let mut out = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), 1000, &mut out);
-        format!(
-            "pbkdf2_sha256$1000${salt}${}",
-            base64::engine::general_purpose::STANDARD.encode(out)
-        )
+    fn hash(password: &str, salt: &str) -> String {
+        hash_password(password, salt, 1000)
     }
 
     fn basic(user: &str, password: &str) -> String {
@@ -323,7 +339,7 @@ pub(crate) mod tests {
             Some(basic("a@b", "wrong")),
             Some(basic("nobody", "p:ss/w=rd?")),
         ] {
-            assert_eq!(d.authenticate(bad.as_deref()).unwrap_err().status, 401);
+            assert_eq!(d.authenticate(bad.as_deref()).unwrap_err().status(), 401);
         }
     }
 
@@ -357,11 +373,11 @@ pub(crate) mod tests {
                 h.to_vec(),
             ] {
                 let e = d.authenticate(Some(&b64(&raw))).unwrap_err();
-                assert_eq!((e.status, e.code), (401, "unauthorized"), "{raw:?}");
+                assert_eq!(e.status(), 401, "{raw:?}");
             }
         }
         for header in ["Basic", "Basic ", "Basic %C3é", "Basic ====", "basic\tx"] {
-            assert_eq!(d.authenticate(Some(header)).unwrap_err().status, 401);
+            assert_eq!(d.authenticate(Some(header)).unwrap_err().status(), 401);
         }
     }
 }

@@ -1,21 +1,34 @@
-//! Image encoders with the options renditions ask for: JPEG quality,
-//! progressive scan and density (`jpeg-encoder`); PNG, interlaced (Adam7)
-//! or not, with `pHYs`; lossless WebP (the only WebP the pure-Rust `image`
-//! crate writes: `quality` does not apply); GIF; TIFF with resolution tags.
+//! Encoders with the options outputs ask for: JPEG quality, progressive
+//! scan and density (`jpeg-encoder`); PNG, interlaced (Adam7) or not, with
+//! `pHYs`; lossless WebP (the only WebP the pure-Rust `image` crate
+//! writes: `quality` does not apply); GIF; TIFF with resolution tags.
 
-use crate::request::{Dpi, Fmt};
-use assetgate_preview::pipeline::{Pixels, crc32};
+use crate::{Density, Pixels};
 use image::{ExtendedColorType, ImageEncoder};
 use std::io::Cursor;
 
+/// The formats an output can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
-    pub quality: u8,
-    pub interlace: bool,
-    pub dpi: Option<Dpi>,
+pub enum Format {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Tiff,
 }
 
-pub fn encode(p: &Pixels, fmt: Fmt, o: Options) -> Result<Vec<u8>, String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Progressive JPEG, Adam7 PNG.
+    pub interlace: bool,
+    /// Written as JFIF density, `pHYs` or TIFF resolution; TIFF says 72
+    /// without it.
+    pub density: Option<Density>,
+}
+
+pub fn encode(p: &Pixels, fmt: Format, o: Options) -> Result<Vec<u8>, String> {
     let (w, h) = p.dimensions();
     let (raw, color, channels): (&[u8], ExtendedColorType, usize) = match p {
         Pixels::Rgb(i) => (i.as_raw(), ExtendedColorType::Rgb8, 3),
@@ -24,13 +37,13 @@ pub fn encode(p: &Pixels, fmt: Fmt, o: Options) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let failed = |e: &dyn std::fmt::Display| format!("encoding {fmt:?} failed: {e}");
     match fmt {
-        Fmt::Jpg => {
+        Format::Jpeg => {
             if w > 65_535 || h > 65_535 {
                 return Err("JPEG sides are at most 65535 pixels".into());
             }
             let mut e = jpeg_encoder::Encoder::new(&mut out, o.quality);
             e.set_progressive(o.interlace);
-            if let Some(d) = o.dpi {
+            if let Some(d) = o.density {
                 e.set_density(jpeg_encoder::Density::Inch {
                     x: d.x.min(65_535) as u16,
                     y: d.y.min(65_535) as u16,
@@ -44,21 +57,20 @@ pub fn encode(p: &Pixels, fmt: Fmt, o: Options) -> Result<Vec<u8>, String> {
             e.encode(raw, w as u16, h as u16, ct)
                 .map_err(|e| failed(&e))?;
         }
-        Fmt::Png => {
-            out = png(raw, w, h, channels, o.interlace, o.dpi);
+        Format::Png => {
+            out = png(raw, w, h, channels, o.interlace, o.density);
         }
-        Fmt::Webp => image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        Format::Webp => image::codecs::webp::WebPEncoder::new_lossless(&mut out)
             .write_image(raw, w, h, color)
             .map_err(|e| failed(&e))?,
-        Fmt::Gif => {
+        Format::Gif => {
             image::codecs::gif::GifEncoder::new_with_speed(&mut out, 10)
                 .encode(raw, w, h, color)
                 .map_err(|e| failed(&e))?;
         }
-        Fmt::Tif => {
-            out = tiff(raw, w, h, channels, o.dpi).map_err(|e| failed(&e))?;
+        Format::Tiff => {
+            out = tiff(raw, w, h, channels, o.density).map_err(|e| failed(&e))?;
         }
-        Fmt::Text | Fmt::Xmp | Fmt::Zip => return Err(format!("{fmt:?} is not an image format")),
     }
     Ok(out)
 }
@@ -68,14 +80,14 @@ fn tiff(
     w: u32,
     h: u32,
     channels: usize,
-    dpi: Option<Dpi>,
+    density: Option<Density>,
 ) -> tiff::TiffResult<Vec<u8>> {
     use tiff::encoder::{Rational, TiffEncoder, colortype};
     use tiff::tags::ResolutionUnit;
     let mut buf = Cursor::new(Vec::new());
     {
         let mut enc = TiffEncoder::new(&mut buf)?;
-        let d = dpi.unwrap_or(Dpi { x: 72, y: 72 });
+        let d = density.unwrap_or(Density { x: 72, y: 72 });
         macro_rules! write {
             ($ct:ty) => {{
                 let mut img = enc.new_image::<$ct>(w, h)?;
@@ -113,7 +125,7 @@ pub fn png(
     h: u32,
     channels: usize,
     interlace: bool,
-    dpi: Option<Dpi>,
+    density: Option<Density>,
 ) -> Vec<u8> {
     let (wu, hu) = (w as usize, h as usize);
     let mut filtered = Vec::with_capacity(raw.len() + hu * 2);
@@ -160,7 +172,7 @@ pub fn png(
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, if channels == 4 { 6 } else { 2 }, 0, 0, interlace as u8]);
     chunk(&mut out, b"IHDR", &ihdr);
-    if let Some(d) = dpi {
+    if let Some(d) = density {
         let ppm = |v: u32| ((v as f64 / 0.0254).round() as u32).to_be_bytes();
         let mut phys = Vec::with_capacity(9);
         phys.extend_from_slice(&ppm(d.x));
@@ -200,57 +212,26 @@ fn paeth(a: u8, b: u8, c: u8) -> u8 {
     }
 }
 
-/// The density a source declares (JPEG JFIF/EXIF-less APP0, PNG `pHYs`),
-/// for `convertToDpi`; 72 when it says nothing.
-pub fn source_dpi(bytes: &[u8]) -> Dpi {
-    let default = Dpi { x: 72, y: 72 };
-    if bytes.starts_with(b"\xFF\xD8") && bytes.len() > 20 && &bytes[6..11] == b"JFIF\0" {
-        let unit = bytes[13];
-        let x = u16::from_be_bytes([bytes[14], bytes[15]]) as f64;
-        let y = u16::from_be_bytes([bytes[16], bytes[17]]) as f64;
-        let f = match unit {
-            1 => 1.0,
-            2 => 2.54,
-            _ => return default,
-        };
-        if x > 0.0 && y > 0.0 {
-            return Dpi {
-                x: (x * f).round() as u32,
-                y: (y * f).round() as u32,
+/// CRC-32 (IEEE), as PNG chunks use.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
             };
         }
     }
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        let mut at: usize = 8;
-        while bytes.len().saturating_sub(at) >= 8 {
-            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            let kind = &bytes[at + 4..at + 8];
-            if kind == b"pHYs" && at + 17 <= bytes.len() && bytes[at + 16] == 1 {
-                let v = |o: usize| {
-                    u32::from_be_bytes(bytes[o..o + 4].try_into().unwrap()) as f64 * 0.0254
-                };
-                return Dpi {
-                    x: v(at + 8).round() as u32,
-                    y: v(at + 12).round() as u32,
-                };
-            }
-            if kind == b"IDAT" {
-                break;
-            }
-            // A chunk length is the file's word: on wasm32 `12 + len` can
-            // wrap and loop for ever, so a length past the end ends the walk.
-            match at.checked_add(12).and_then(|a| a.checked_add(len)) {
-                Some(next) => at = next,
-                None => break,
-            }
-        }
-    }
-    default
+    !crc
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::density::declared;
     use image::{Rgb, RgbImage, Rgba, RgbaImage};
 
     fn gradient(w: u32, h: u32) -> RgbImage {
@@ -264,36 +245,16 @@ mod tests {
     }
 
     #[test]
-    fn png_chunk_lengths_past_the_end_end_the_walk() {
-        // A chunk claiming u32::MAX bytes: on wasm32 `12 + len` wrapped to
-        // the same offset and looped for ever.
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        png.extend_from_slice(&u32::MAX.to_be_bytes());
-        png.extend_from_slice(b"tEXt");
-        png.extend_from_slice(&[0; 16]);
-        assert_eq!(source_dpi(&png), source_dpi(b"not an image"));
-        for cut in 0..png.len() {
-            let _ = source_dpi(&png[..cut]);
-        }
-    }
-
-    #[test]
     fn png_interlaced_and_plain_decode_to_the_same_pixels() {
         for (w, h) in [(1, 1), (3, 5), (17, 9), (64, 33)] {
             let img = gradient(w, h);
             for interlace in [false, true] {
-                let bytes = png(
-                    img.as_raw(),
-                    w,
-                    h,
-                    3,
-                    interlace,
-                    Some(Dpi { x: 300, y: 150 }),
-                );
+                let density = Some(Density { x: 300, y: 150 });
+                let bytes = png(img.as_raw(), w, h, 3, interlace, density);
                 assert_eq!(bytes[8 + 8 + 12], interlace as u8, "IHDR interlace flag");
                 let back = image::load_from_memory(&bytes).unwrap().into_rgb8();
                 assert_eq!(back, img, "{w}x{h} interlace={interlace}");
-                assert_eq!(source_dpi(&bytes), Dpi { x: 300, y: 150 });
+                assert_eq!(Some(declared(&bytes)), density);
             }
         }
         let rgba = RgbaImage::from_fn(9, 7, |x, y| {
@@ -309,15 +270,15 @@ mod tests {
         let o = Options {
             quality: 80,
             interlace: true,
-            dpi: Some(Dpi { x: 300, y: 300 }),
+            density: Some(Density { x: 300, y: 300 }),
         };
-        let jpg = encode(&img, Fmt::Jpg, o).unwrap();
+        let jpg = encode(&img, Format::Jpeg, o).unwrap();
         // SOF2 marks a progressive JPEG.
         assert!(jpg.windows(2).any(|w| w == [0xFF, 0xC2]));
-        assert_eq!(source_dpi(&jpg), Dpi { x: 300, y: 300 });
+        assert_eq!(declared(&jpg), Density { x: 300, y: 300 });
         let baseline = encode(
             &img,
-            Fmt::Jpg,
+            Format::Jpeg,
             Options {
                 interlace: false,
                 ..o
@@ -325,12 +286,12 @@ mod tests {
         )
         .unwrap();
         assert!(!baseline.windows(2).any(|w| w == [0xFF, 0xC2]));
-        let tif = encode(&img, Fmt::Tif, o).unwrap();
+        let tif = encode(&img, Format::Tiff, o).unwrap();
         let mut d = tiff::decoder::Decoder::new(Cursor::new(&tif)).unwrap();
         assert_eq!(d.dimensions().unwrap(), (40, 30));
         let xres = d.get_tag(tiff::tags::Tag::XResolution).unwrap();
         assert_eq!(format!("{xres:?}"), "Rational(300, 1)");
-        for fmt in [Fmt::Webp, Fmt::Gif, Fmt::Png] {
+        for fmt in [Format::Webp, Format::Gif, Format::Png] {
             let bytes = encode(&img, fmt, o).unwrap();
             assert_eq!(
                 image::load_from_memory(&bytes).unwrap().width(),

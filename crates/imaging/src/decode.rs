@@ -1,0 +1,244 @@
+//! Decoding the region an output needs: JPEGs at the smallest DCT scale
+//! (1/8, 1/4, 1/2) that still covers the output, as libvips'
+//! shrink-on-load does; then EXIF orientation and the crop. The decode
+//! budget is checked before any pixel is decoded.
+//!
+//! Pixels stay 3 bytes wide unless the source has alpha and the caller
+//! keeps it; animated GIFs give their first frame.
+
+use crate::Limits;
+use crate::error::{ImagingError, Result, decoder_failed, unreadable};
+use crate::probe::{Probe, SourceFormat, reader};
+use image::metadata::Orientation;
+use image::{DynamicImage, RgbImage, RgbaImage};
+use std::io::Cursor;
+
+/// Decoded pixels, 3 or 4 bytes wide.
+#[derive(Debug)]
+pub enum Pixels {
+    Rgb(RgbImage),
+    Rgba(RgbaImage),
+}
+
+impl Pixels {
+    pub fn dimensions(&self) -> (u32, u32) {
+        match self {
+            Pixels::Rgb(i) => i.dimensions(),
+            Pixels::Rgba(i) => i.dimensions(),
+        }
+    }
+}
+
+/// The oriented `region` (x, y, w, h in oriented full-size pixels) of the
+/// probed image, decoded at the smallest JPEG DCT scale that still covers
+/// `target`, oriented and cropped but not resized. The decode budget is
+/// checked first: over it is `TooLarge`, before any pixel is decoded.
+pub fn decode_region(
+    bytes: &[u8],
+    p: &Probe,
+    region: (u32, u32, u32, u32),
+    target: (u32, u32),
+    keep_alpha: bool,
+    limits: &Limits,
+) -> Result<Pixels> {
+    let scale = if p.format == SourceFormat::Jpeg {
+        jpeg_scale((region.2, region.3), target)
+    } else {
+        1
+    };
+    let need = decode_budget(bytes.len(), p, scale);
+    if need > limits.max_decode_bytes {
+        return Err(ImagingError::TooLarge(format!(
+            "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB (preview_max_decode_bytes): ask for a smaller box or crop",
+            p.width,
+            p.height,
+            need >> 20,
+            limits.max_decode_bytes >> 20
+        )));
+    }
+    let (pixels, scale) = decode(bytes, p, (region.2, region.3), target, keep_alpha)?;
+    let pixels = orient(pixels, p.orientation);
+    Ok(crop(pixels, region, scale))
+}
+
+/// Decodes, at a reduced DCT scale for JPEGs when the output allows it.
+/// Returns the pixels and the scale they were decoded at (1, 2, 4 or 8).
+fn decode(
+    bytes: &[u8],
+    p: &Probe,
+    region: (u32, u32),
+    target: (u32, u32),
+    keep_alpha: bool,
+) -> Result<(Pixels, u32)> {
+    if p.format != SourceFormat::Jpeg {
+        let mut r = reader(bytes, p.format)?;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(p.width);
+        limits.max_image_height = Some(p.height);
+        r.limits(limits);
+        // For GIFs this is the first frame.
+        let img = r.decode().map_err(decoder_failed)?;
+        let pixels = if keep_alpha && img.color().has_alpha() {
+            Pixels::Rgba(img.into_rgba8())
+        } else if img.color().has_alpha() {
+            Pixels::Rgb(flatten_on_white(img.into_rgba8()))
+        } else {
+            Pixels::Rgb(img.into_rgb8())
+        };
+        return Ok((pixels, 1));
+    }
+    let scale = jpeg_scale(region, target);
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    if scale > 1 {
+        let (w, h) = (p.width.div_ceil(scale), p.height.div_ceil(scale));
+        d.scale(w as u16, h as u16).map_err(unreadable)?;
+    }
+    let raw = d.decode().map_err(unreadable)?;
+    let info = d.info().ok_or_else(|| unreadable("no frame header"))?;
+    let (w, h) = (info.width as u32, info.height as u32);
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => raw,
+        jpeg_decoder::PixelFormat::L8 => raw.iter().flat_map(|&v| [v, v, v]).collect(),
+        jpeg_decoder::PixelFormat::L16 => raw
+            .chunks_exact(2)
+            .flat_map(|v| [v[0], v[0], v[0]])
+            .collect(),
+        jpeg_decoder::PixelFormat::CMYK32 => raw
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let k = 255 - c[3] as u32;
+                let ch = |v: u8| ((255 - v as u32) * k / 255) as u8;
+                [ch(c[0]), ch(c[1]), ch(c[2])]
+            })
+            .collect(),
+    };
+    let img = RgbImage::from_raw(w, h, rgb).ok_or_else(|| unreadable("short pixel buffer"))?;
+    // The decoder rounds sizes up; name the scale by what it produced.
+    let actual = [8, 4, 2, 1]
+        .into_iter()
+        .find(|s| p.width.div_ceil(*s) == w && p.height.div_ceil(*s) == h)
+        .unwrap_or(1);
+    Ok((Pixels::Rgb(img), actual))
+}
+
+/// The largest DCT shrink (8, 4, 2, else 1) that keeps the region at
+/// least as large as the output; both in oriented pixels.
+fn jpeg_scale(region: (u32, u32), target: (u32, u32)) -> u32 {
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|s| region.0 / s >= target.0 && region.1 / s >= target.1)
+        .unwrap_or(1)
+}
+
+/// What decoding will hold at its peak: the source, the decoder's planes
+/// and the pixels it returns (JPEG: 3 + 3 bytes per decoded pixel; other
+/// formats: RGBA plus an RGB copy).
+fn decode_budget(source_len: usize, p: &Probe, scale: u32) -> u64 {
+    let pixels = p.width.div_ceil(scale) as u64 * p.height.div_ceil(scale) as u64;
+    let per_pixel = if p.format == SourceFormat::Jpeg { 6 } else { 7 };
+    source_len as u64 + pixels * per_pixel
+}
+
+/// Composes RGBA over white (for outputs without alpha).
+fn flatten_on_white(img: RgbaImage) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let mut out = RgbImage::new(w, h);
+    for (o, p) in out.pixels_mut().zip(img.pixels()) {
+        let a = p[3] as u32;
+        for c in 0..3 {
+            o[c] = ((p[c] as u32 * a + 255 * (255 - a)) / 255) as u8;
+        }
+    }
+    out
+}
+
+fn orient(p: Pixels, o: Orientation) -> Pixels {
+    if o == Orientation::NoTransforms {
+        return p;
+    }
+    let mut img = match p {
+        Pixels::Rgb(i) => DynamicImage::ImageRgb8(i),
+        Pixels::Rgba(i) => DynamicImage::ImageRgba8(i),
+    };
+    img.apply_orientation(o);
+    match img {
+        DynamicImage::ImageRgba8(i) => Pixels::Rgba(i),
+        other => Pixels::Rgb(other.into_rgb8()),
+    }
+}
+
+/// Crops `region` (in full-size oriented pixels) out of pixels decoded at
+/// 1/`scale`.
+fn crop(p: Pixels, region: (u32, u32, u32, u32), scale: u32) -> Pixels {
+    let (w, h) = p.dimensions();
+    let x = (region.0 / scale).min(w.saturating_sub(1));
+    let y = (region.1 / scale).min(h.saturating_sub(1));
+    let cw = region.2.div_ceil(scale).clamp(1, w - x);
+    let ch = region.3.div_ceil(scale).clamp(1, h - y);
+    if (x, y, cw, ch) == (0, 0, w, h) {
+        return p;
+    }
+    match p {
+        Pixels::Rgb(i) => Pixels::Rgb(image::imageops::crop_imm(&i, x, y, cw, ch).to_image()),
+        Pixels::Rgba(i) => Pixels::Rgba(image::imageops::crop_imm(&i, x, y, cw, ch).to_image()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe;
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
+        });
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(
+                img.as_raw(),
+                w as u16,
+                h as u16,
+                jpeg_encoder::ColorType::Rgb,
+            )
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn jpegs_decode_at_the_smallest_dct_scale_that_covers_the_output() {
+        let src = jpeg(2400, 1600);
+        let p = probe(&src, &Limits::default()).unwrap();
+        let (pixels, scale) = decode(&src, &p, (2400, 1600), (300, 200), false).unwrap();
+        assert_eq!(
+            (scale, pixels.dimensions()),
+            (8, (300, 200)),
+            "decoded at 1/8"
+        );
+        let (_, scale) = decode(&src, &p, (2400, 1600), (601, 400), false).unwrap();
+        assert_eq!(scale, 2, "1/4 would be 600 wide, less than 601");
+        // A region is cropped in full-size coordinates at the scale its
+        // own size allows: 1200x800 for 600x400 is 1/2, for 601x400 is 1/1.
+        let region = (100, 50, 1200, 800);
+        for (target, size) in [((600, 400), (600, 400)), ((601, 400), (1200, 800))] {
+            let out = decode_region(&src, &p, region, target, false, &Limits::default()).unwrap();
+            assert_eq!(out.dimensions(), size, "{target:?}");
+        }
+    }
+
+    #[test]
+    fn the_decode_budget_is_checked_before_decoding() {
+        let src = jpeg(2400, 1600);
+        let p = probe(&src, &Limits::default()).unwrap();
+        let tight = Limits {
+            max_decode_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let full = (0, 0, 2400, 1600);
+        let e = decode_region(&src, &p, full, (2400, 1600), false, &tight).unwrap_err();
+        assert_eq!(e.status(), 413, "{e:?}");
+        assert!(e.message().contains("1/1 scale"), "{e:?}");
+        // At 1/8 it fits: 300x200 pixels.
+        assert!(decode_region(&src, &p, full, (300, 200), false, &tight).is_ok());
+    }
+}
