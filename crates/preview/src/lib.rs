@@ -9,5 +9,7 @@ pub mod cache;
 pub mod etag;
 pub mod pipeline;
 pub mod proxy;
+#[cfg(target_arch = "wasm32")]
+pub mod spin;
 
 pub use args::{Format, PreviewArgs, Rendition};
