@@ -294,8 +294,7 @@ fn hostile_basic_credentials_get_401_from_epifiles() {
 // ---- HTTP/1.1 hygiene: Host header, slow clients, head limits ----------
 //
 // Here the host does better than Spin, which drops the connection without
-// an answer on a bad Host and sets no header read timeout (see README, "The
-// in-repo host"); each test fails on a host that behaves like Spin there.
+// an answer on a bad Host and sets no header read timeout (see docs/host.md); each test fails on a host that behaves like Spin there.
 
 /// A host on the probe app whose header read timeout is `secs`.
 fn probe_host_with_header_timeout(name: &str, secs: u64) -> Host {

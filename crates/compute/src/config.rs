@@ -1,5 +1,5 @@
-//! Limits and settings, one struct, from Spin variables (README
-//! "Configuration" documents each; defaults in comments).
+//! Limits and settings, one struct, from Spin variables (docs/configuration.md
+//! documents each; defaults in comments).
 
 use assetgate_store::settings::number;
 use assetgate_store::{Result, StoreError};

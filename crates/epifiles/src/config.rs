@@ -1,5 +1,5 @@
 //! Limits and settings of the EpiFiles service, from Spin variables; every
-//! default is in README ("Configuration").
+//! default is in docs/configuration.md.
 
 use assetgate_identity::Directory;
 use assetgate_store::settings::number;

@@ -6,7 +6,7 @@ use assetgate_store::{ErrorCode, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: u16,
-    /// Stable, documented in README ("EpiFiles error codes").
+    /// Stable, documented in docs/02-epifiles.md (error codes).
     pub code: &'static str,
     pub message: String,
 }

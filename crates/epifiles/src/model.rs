@@ -122,7 +122,7 @@ impl Process {
 /// How upload chunks of `chunk` bytes are stored: in pieces of the store's
 /// chunk size when they are a multiple of it, else whole. Spin's key-value
 /// `get` has no range, so a 1 MiB download chunk read from an 8 MiB stored
-/// value costs 8 MiB (README "Benchmarks", P3).
+/// value costs 8 MiB (docs/benchmarks.md, P3).
 pub fn piece_size_for(chunk: u64, store_chunk: u64) -> u64 {
     if store_chunk > 0 && chunk > store_chunk && chunk.is_multiple_of(store_chunk) {
         store_chunk

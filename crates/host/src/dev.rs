@@ -213,7 +213,7 @@ fn app_variables(c: &Credentials, origin: &str) -> Result<Vec<(String, String)>>
         ),
         "email": "dev@localhost",
         // `phraseanet` and `compute` let the preview proxy show assets that
-        // came in through those protocols (README "Preview proxy").
+        // came in through those protocols (docs/03-preview.md).
         "repositories": {
             EPI_REPOSITORY: ["uploader", "manager", "downloader"],
             "phraseanet": "downloader",

@@ -28,7 +28,7 @@ pub fn resize(p: Pixels, tw: u32, th: u32) -> Result<Pixels> {
                 RgbImage::from_raw(tw, th, out).expect("sized for the target"),
             ))
         }
-        // Alpha is resized by `image` (no SIMD alpha path; see README).
+        // Alpha is resized by `image` (no SIMD alpha path; see docs/03-preview.md).
         Pixels::Rgba(i) => Ok(Pixels::Rgba(image::imageops::resize(
             &i,
             tw,

@@ -1,5 +1,5 @@
-//! Upload-service limits and retention, from Spin variables (README lists
-//! them with their defaults). Malformed values are errors.
+//! Upload-service limits and retention, from Spin variables (docs/configuration.md
+//! lists them with their defaults). Malformed values are errors.
 
 use assetgate_store::settings::number;
 use assetgate_store::{Result, StoreError};

@@ -93,8 +93,8 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam, provenance: &dyn
             // After the response: drop renders whose source is gone or old.
             // One request in SWEEP_EVERY examines SWEEP_EVERY × 10 entries:
             // the same coverage as 10 per request, without the cursor write
-            // on every request (which halved the 304 rate; README
-            // "Benchmarks").
+            // on every request (which halved the 304 rate;
+            // docs/benchmarks.md).
             if secret::one_in(SWEEP_EVERY) {
                 let swept = crate::cache::sweep(
                     &ctx.kv,

@@ -1,5 +1,5 @@
 //! Store limits read from Spin variables, with the defaults documented in
-//! README.md. Components pass a lookup (`spin_sdk::variables::get`); an
+//! docs/configuration.md. Components pass a lookup (`spin_sdk::variables::get`); an
 //! unset variable takes its default, a malformed one is an error (never
 //! silently ignored).
 

@@ -135,7 +135,7 @@ async fn route(req: &mut Req, ctx: &Ctx, out: ResponseOutparam) {
             .await
         }
         // The scheduler's entry point: a pass over due push retries, so an
-        // idle service still retries (README "Push").
+        // idle service still retries (docs/01-phraseanet.md, "Push").
         (["push", "work"], Method::Post) => {
             if let Err(resp) = require_api_key(req) {
                 return resp.send(out).await;
