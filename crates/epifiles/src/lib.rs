@@ -2,7 +2,8 @@
 //! store: chunked base64 uploads and downloads with MD5 per chunk and per
 //! file, `process_id` resumption, XML answers in the envelope a
 //! `Zend_Rest_Client` reads, users and repositories from configuration.
-//! [`api::handle`] is the whole service as a plain function.
+//! [`api::handle`] is the whole service as a plain function; the `spin`
+//! module is the component's glue.
 
 pub mod api;
 pub mod config;
@@ -15,6 +16,8 @@ pub mod params;
 pub mod provenance;
 pub mod render;
 pub mod service;
+#[cfg(target_arch = "wasm32")]
+pub mod spin;
 mod upload;
 pub mod xml;
 

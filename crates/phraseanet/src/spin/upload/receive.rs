@@ -7,7 +7,7 @@
 //! (malformed → 400) and recorded as its safe form
 //! (`filename::safe_filename`), the verbatim name kept beside it.
 
-use crate::Ctx;
+use super::Ctx;
 use assetgate_catalog::{Asset, Catalog, Origin};
 use assetgate_component::Req;
 use assetgate_store::{BlobWriter, Blobs, StoreError, spin::SpinKv};

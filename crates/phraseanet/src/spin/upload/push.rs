@@ -7,10 +7,10 @@
 //! with exponential backoff, after later requests or from the scheduler
 //! (`POST /push/work`); the commit stays pullable whatever happens.
 
-use crate::Ctx;
+use super::Ctx;
+use crate::Commits;
 use assetgate_catalog::Catalog;
 use assetgate_component::{check_status, fetch, var};
-use assetgate_phraseanet::Commits;
 use assetgate_store::settings::number;
 use assetgate_store::{Index, QueueConfig, StoreError};
 use assetgate_web::time;

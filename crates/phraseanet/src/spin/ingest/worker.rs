@@ -2,10 +2,10 @@
 //! bytes with its `AssetToken`, verify size and hash, store, and
 //! acknowledge the commit only when every asset is in.
 
-use crate::{Ctx, persist};
+use super::{Ctx, persist};
+use crate::ingest::{AssetState, EnqueueRequest, IngestJob, JobStatus};
 use assetgate_catalog::{Asset, Catalog, Origin};
 use assetgate_component::{FetchError, check_status, fetch, var};
-use assetgate_phraseanet::ingest::{AssetState, EnqueueRequest, IngestJob, JobStatus};
 use assetgate_store::{BlobWriter, Blobs, ErrorCode, JobState, StoreError};
 use assetgate_web::{secret, time};
 use futures::StreamExt;
@@ -40,12 +40,7 @@ fn update(ctx: &Ctx, id: &str, f: impl Fn(&mut IngestJob)) -> Result<IngestJob, 
     })
 }
 
-fn set_asset(
-    ctx: &Ctx,
-    id: &str,
-    remote: &str,
-    f: impl Fn(&mut assetgate_phraseanet::ingest::IngestAsset),
-) {
+fn set_asset(ctx: &Ctx, id: &str, remote: &str, f: impl Fn(&mut crate::ingest::IngestAsset)) {
     if let Err(e) = update(ctx, id, |job| {
         if let Some(a) = job.assets.iter_mut().find(|a| a.remote_id == remote) {
             f(a);
