@@ -1,6 +1,8 @@
 //! The asset catalog: one record per asset, whatever protocol brought it
 //! in, with its bytes in the blob store under the same id. Previews,
-//! renditions and downloads of every protocol resolve asset ids here.
+//! renditions and downloads of every protocol resolve asset ids here. A
+//! shared crate under the protocol crates: [`provenance`] is how one
+//! protocol lends its object ids and read rules to another.
 
 pub mod provenance;
 

@@ -1,6 +1,7 @@
 //! The Asset Compute HTTP API (`/register`, `/unregister`, `/process`, the
-//! event journal), protocol logic only: the Spin components move bytes and
-//! make the outbound requests through [`runner::Transport`].
+//! event journal). The plain modules are the protocol; the `spin` module
+//! (wasm32) is the `compute` and `journal` components' glue, which moves
+//! bytes and makes the outbound requests through [`runner::Transport`].
 //!
 //! A `/process` request is validated ([`request`]), persisted as a job in a
 //! durable queue, answered, then worked: each rendition is made
