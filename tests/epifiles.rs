@@ -77,7 +77,7 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn call(host: &Host, method: &str, path: &str, auth: &str, pairs: &[(&str, &str)]) -> Reply {
-    send(
+    validated(send(
         method,
         &host.url(path),
         &[
@@ -85,7 +85,21 @@ fn call(host: &Host, method: &str, path: &str, auth: &str, pairs: &[(&str, &str)
             ("content-type", "application/x-www-form-urlencoded"),
         ],
         &form(pairs),
-    )
+    ))
+}
+
+/// An answer of the EpiFiles web services: XML, valid against
+/// docs/epifiles.xsd, whatever its status.
+fn validated(r: Reply) -> Reply {
+    let text = r.text();
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/xml; charset=utf-8"),
+        "{} {text}",
+        r.status
+    );
+    xsd::check_epifiles(&text);
+    r
 }
 
 /// The text of the first `<tag>`.
@@ -188,6 +202,19 @@ fn client_uploads_and_downloads_byte_for_byte() {
         Some("Analyses du 15/07/13")
     );
     assert_eq!(tag(&text, "manifest_status").as_deref(), Some("2"));
+    // What the client read, read here too so that docs/epifiles.xsd checks
+    // it (as the uploader: its reads mark nothing downloaded).
+    let manifest = tag(&text, "id").unwrap();
+    for path in [
+        format!("/epifiles/ws/manifest/{manifest}"),
+        format!("/epifiles/ws/manifestfile?id_manifest={manifest}"),
+        "/epifiles/ws/manifestfile".to_string(),
+        format!("/epifiles/ws/manifestfile/{up_id}?chunk_index=5"),
+        format!("/epifiles/ws/manifestfile?id={up_id}&chunk_index=1"),
+    ] {
+        let r = call(&host, "GET", &path, &basic("lab", LAB_PASSWORD), &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
 
     // Stored durably: a restart serves the same bytes.
     host.stop();
@@ -405,7 +432,7 @@ fn concurrent_senders_cannot_corrupt_or_duplicate_a_file() {
                         ("hash", &md5_hex(&chunks[i])),
                         ("chunk_index", &i.to_string()),
                     ]);
-                    let r = send(
+                    let r = validated(send(
                         "PUT",
                         &url,
                         &[
@@ -413,7 +440,7 @@ fn concurrent_senders_cannot_corrupt_or_duplicate_a_file() {
                             ("content-type", "application/x-www-form-urlencoded"),
                         ],
                         &body,
-                    );
+                    ));
                     assert_eq!(r.status, 200, "{}", r.text());
                     if let Some(id) = tag(&r.text(), "id_manifest") {
                         ids.lock()
@@ -531,6 +558,14 @@ fn archive_notifies_through_the_outbox_and_the_webhook() {
     // The archived manifest is no longer listed; the outbox says delivered.
     let list = call(&host, "GET", "/epifiles/ws/manifest", &lab, &[]).text();
     assert!(!list.contains("<manifest>"), "{list}");
+    let archived = call(
+        &host,
+        "GET",
+        &format!("/epifiles/ws/manifest/{manifest}"),
+        &lab,
+        &[],
+    );
+    assert_eq!(tag(&archived.text(), "archived").as_deref(), Some("1"));
     let outbox = send(
         "GET",
         &host.url("/epifiles/admin/outbox"),

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod xsd;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

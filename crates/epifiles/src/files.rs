@@ -41,7 +41,7 @@ impl<K: Kv + ?Sized> Service<'_, K> {
             Err(e) => return Err(e.into()),
         }
         let cs = self.cfg.download_chunk_size;
-        let total = self.total_chunks(&f);
+        let total = f.download_chunks(self.cfg.download_chunk_size);
         let n = chunk_index.unwrap_or(0);
         if n >= total {
             return Err(ApiError::bad_request(
@@ -80,10 +80,6 @@ impl<K: Kv + ?Sized> Service<'_, K> {
             }),
         );
         Ok(x)
-    }
-
-    fn total_chunks(&self, f: &ManifestFile) -> u64 {
-        f.size.div_ceil(self.cfg.download_chunk_size).max(1)
     }
 
     /// A manager fetched the last chunk: the file counts as downloaded, and
@@ -128,7 +124,12 @@ impl<K: Kv + ?Sized> Service<'_, K> {
             for id in &m.files {
                 let f = self.manifest_file(id)?;
                 if self.now < f.purge_at {
-                    render::manifest_file(&mut x, &f, self.total_chunks(&f), None);
+                    render::manifest_file(
+                        &mut x,
+                        &f,
+                        f.download_chunks(self.cfg.download_chunk_size),
+                        None,
+                    );
                 }
             }
         }

@@ -61,6 +61,14 @@ pub struct ManifestFile {
     pub downloaded_by_mg: bool,
 }
 
+impl ManifestFile {
+    /// Its chunks as downloads serve them (`total_chunks` in every answer
+    /// that shows the file, whatever chunks it was uploaded in).
+    pub fn download_chunks(&self, chunk_size: u64) -> u64 {
+        self.size.div_ceil(chunk_size.max(1)).max(1)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum ProcessState {

@@ -100,7 +100,11 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
 }
 
 async fn fail(out: ResponseOutparam, e: ApiError) {
-    let headers = [("content-type", "text/xml; charset=utf-8".to_string())];
+    // As every other answer of the service: never cached.
+    let headers = [
+        ("content-type", "text/xml; charset=utf-8".to_string()),
+        ("cache-control", "no-store".to_string()),
+    ];
     send(out, e.status, &headers, xml::failure(e.code, &e.message)).await
 }
 

@@ -256,7 +256,12 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         if p.state == ProcessState::Done {
             // Completed by a concurrent request meanwhile.
             let f = self.manifest_file(&p.manifest_file)?;
-            render::manifest_file(&mut x, &f, p.total_chunks, None);
+            render::manifest_file(
+                &mut x,
+                &f,
+                f.download_chunks(self.cfg.download_chunk_size),
+                None,
+            );
         } else {
             render::progress(&mut x, &p, index);
         }
@@ -351,7 +356,12 @@ impl<K: Kv + ?Sized> Service<'_, K> {
             Ok(())
         })?;
         let mut x = Xml::new();
-        render::manifest_file(&mut x, &file, p.total_chunks, None);
+        render::manifest_file(
+            &mut x,
+            &file,
+            file.download_chunks(self.cfg.download_chunk_size),
+            None,
+        );
         Ok(x)
     }
 
@@ -411,7 +421,12 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         }
         let f = self.manifest_file(&p.manifest_file)?;
         let mut x = Xml::new();
-        render::manifest_file(&mut x, &f, p.total_chunks, None);
+        render::manifest_file(
+            &mut x,
+            &f,
+            f.download_chunks(self.cfg.download_chunk_size),
+            None,
+        );
         Ok(x)
     }
 

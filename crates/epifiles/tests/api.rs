@@ -253,6 +253,24 @@ fn single_chunk_upload_creates_file_and_manifest_at_once() {
     assert_eq!(asset.original_name, "analyses.xml");
 }
 
+/// `total_chunks` of a file is what downloads serve, in the completion
+/// answer as in every listing, whatever chunks the file was uploaded in.
+#[test]
+fn total_chunks_is_the_download_count_in_every_answer() {
+    let t = T::new(&[("epifiles_download_chunk_size", "1024")]);
+    let body = data(3000);
+    for upload_chunk in [3000, 1000] {
+        let done = t.upload("lab", "f.bin", &body, upload_chunk, &[]);
+        assert_eq!(done.get("total_chunks"), "3", "upload in {upload_chunk}");
+        let id = done.get("id");
+        let shown = t
+            .get("lab", &format!("/epifiles/ws/manifestfile/{id}"), "")
+            .ok();
+        assert_eq!(shown.get("total_chunks"), "3");
+        assert_eq!(t.download("boss", &id), body);
+    }
+}
+
 #[test]
 fn chunks_out_of_order_repeated_and_bad_leave_the_upload_resumable() {
     out_of_order_scenario(&[("epifiles_download_chunk_size", "1500")]);
