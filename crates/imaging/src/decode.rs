@@ -9,6 +9,7 @@
 use crate::Limits;
 use crate::error::{ImagingError, Result, decoder_failed, unreadable};
 use crate::probe::{Probe, SourceFormat, reader};
+use crate::shrink::Shrinker;
 use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage, RgbaImage};
 use std::io::Cursor;
@@ -48,6 +49,9 @@ pub fn decode_region(
     };
     let need = decode_budget(bytes.len(), p, scale);
     if need > limits.max_decode_bytes {
+        if let Some(pixels) = png_by_rows(bytes, p, region, target, keep_alpha, limits)? {
+            return Ok(pixels);
+        }
         return Err(ImagingError::TooLarge(format!(
             "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB (preview_max_decode_bytes): ask for a smaller box or crop",
             p.width,
@@ -59,6 +63,37 @@ pub fn decode_region(
     let (pixels, scale) = decode(bytes, p, (region.2, region.3), target, keep_alpha)?;
     let pixels = orient(pixels, p.orientation);
     Ok(crop(pixels, region, scale))
+}
+
+/// A PNG too large to decode whole, read row by row and shrunk on load
+/// (see [`crate::png_rows`]) when that path fits the budget; `None` when
+/// it does not apply or does not fit either.
+fn png_by_rows(
+    bytes: &[u8],
+    p: &Probe,
+    region: (u32, u32, u32, u32),
+    target: (u32, u32),
+    keep_alpha: bool,
+    limits: &Limits,
+) -> Result<Option<Pixels>> {
+    if p.format != SourceFormat::Png
+        || p.orientation != Orientation::NoTransforms
+        || !crate::png_rows::streamable(bytes)
+    {
+        return Ok(None);
+    }
+    let factor = (region.2 / target.0.max(1))
+        .min(region.3 / target.1.max(1))
+        .max(1);
+    // The shrunk output (RGBA at most) and its accumulator, two rows of
+    // the source, the source file.
+    let need = bytes.len() as u64
+        + Shrinker::peak_bytes(region.2, region.3, 4, factor)
+        + 2 * p.width as u64 * 4;
+    if need > limits.max_decode_bytes {
+        return Ok(None);
+    }
+    crate::png_rows::decode_shrunk(bytes, region, factor, keep_alpha).map(Some)
 }
 
 /// Decodes, at a reduced DCT scale for JPEGs when the output allows it.
@@ -240,5 +275,90 @@ mod tests {
         assert!(e.message().contains("1/1 scale"), "{e:?}");
         // At 1/8 it fits: 300x200 pixels.
         assert!(decode_region(&src, &p, full, (300, 200), false, &tight).is_ok());
+    }
+
+    /// Smooth drawings: box and Lanczos prefilters agree on them (they
+    /// differ, by design, on detail finer than the output's pixels).
+    fn png(w: u32, h: u32, alpha: bool) -> Vec<u8> {
+        let (channels, raw) = if alpha {
+            let img = RgbaImage::from_fn(w, h, |x, y| {
+                image::Rgba([
+                    (x * 255 / w) as u8,
+                    (y * 255 / h) as u8,
+                    90,
+                    ((x + y) * 255 / (w + h)) as u8,
+                ])
+            });
+            (4, img.into_raw())
+        } else {
+            let img = RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([
+                    (x * 255 / w) as u8,
+                    (y * 255 / h) as u8,
+                    (x as u64 * y as u64 * 255 / (w as u64 * h as u64)) as u8,
+                ])
+            });
+            (3, img.into_raw())
+        };
+        crate::encode::png(&raw, w, h, channels, false, None)
+    }
+
+    fn max_diff(a: &Pixels, b: &Pixels) -> u8 {
+        let raw = |p: &Pixels| match p {
+            Pixels::Rgb(i) => i.as_raw().clone(),
+            Pixels::Rgba(i) => i.as_raw().clone(),
+        };
+        raw(a)
+            .iter()
+            .zip(raw(b))
+            .map(|(x, y)| x.abs_diff(y))
+            .max()
+            .unwrap()
+    }
+
+    /// Over the whole-decode budget, a PNG is read row by row and shrunk
+    /// on load; the result matches the whole decode's (crops at offsets
+    /// that are not multiples of the factor, alpha kept or flattened).
+    #[test]
+    fn large_pngs_are_read_by_rows_and_match_the_whole_decode() {
+        let roomy = Limits::default();
+        // 1200x800 whole: about 6.4 MiB planned; the rows path under 1 MiB.
+        let tight = Limits {
+            max_decode_bytes: 3 << 20,
+            ..Limits::default()
+        };
+        for alpha in [false, true] {
+            let src = png(1200, 800, alpha);
+            let p = probe(&src, &roomy).unwrap();
+            for (region, target) in [
+                ((0, 0, 1200, 800), (300, 200)),
+                ((0, 0, 1200, 800), (397, 265)),
+                ((13, 7, 590, 390), (590, 390)),
+                ((501, 333, 677, 455), (200, 143)),
+            ] {
+                for keep_alpha in [false, true] {
+                    let whole =
+                        decode_region(&src, &p, region, target, keep_alpha, &roomy).unwrap();
+                    let whole = crate::resize(whole, target.0, target.1).unwrap();
+                    let rows = decode_region(&src, &p, region, target, keep_alpha, &tight)
+                        .unwrap_or_else(|e| panic!("{region:?} {target:?}: {e:?}"));
+                    let rows = crate::resize(rows, target.0, target.1).unwrap();
+                    let d = max_diff(&whole, &rows);
+                    assert!(
+                        d <= 3,
+                        "{region:?} -> {target:?} alpha={alpha}/{keep_alpha}: {d}"
+                    );
+                }
+            }
+        }
+        // Beyond even the rows path: still 413 before decoding.
+        let src = png(1200, 800, false);
+        let p = probe(&src, &roomy).unwrap();
+        let tiny = Limits {
+            max_decode_bytes: 64 << 10,
+            ..Limits::default()
+        };
+        let e = decode_region(&src, &p, (0, 0, 1200, 800), (300, 200), false, &tiny).unwrap_err();
+        assert_eq!(e.status(), 413);
     }
 }

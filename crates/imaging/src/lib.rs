@@ -12,8 +12,10 @@ pub mod encode;
 pub mod error;
 pub mod geometry;
 pub mod limits;
+mod png_rows;
 pub mod probe;
 pub mod resize;
+pub mod shrink;
 
 pub use decode::{Pixels, decode_region};
 pub use density::Density;
