@@ -386,9 +386,7 @@ impl App {
             },
             component: config,
             kv: self.kv.clone(),
-            limits: wasmtime::StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_instance_memory)
-                .build(),
+            limits: crate::state::MemoryLimits::new(self.limits.max_instance_memory),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -423,7 +421,7 @@ impl App {
                     .call_handle(&mut store, req, out)
                     .await
             };
-            match timeout {
+            let done = match timeout {
                 None => run.await,
                 Some(limit) => match tokio::time::timeout(limit, run).await {
                     Ok(done) => done,
@@ -435,7 +433,10 @@ impl App {
                         )))
                     }
                 },
-            }
+            };
+            let peak = store.data().limits.peak;
+            tracing::info!(component = %id, peak_memory_bytes = peak, "instance ended");
+            done
         });
         match receiver.await {
             Ok(Ok(resp)) => Ok(self.cap_response(&component.config.id, resp)),

@@ -29,7 +29,7 @@ pub struct RequestState {
     pub component: Arc<ComponentConfig>,
     /// Every key-value store label of the app.
     pub kv: KvStores,
-    pub limits: wasmtime::StoreLimits,
+    pub limits: MemoryLimits,
 }
 
 impl WasiView for RequestState {
@@ -48,5 +48,72 @@ impl WasiHttpView for RequestState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
+    }
+}
+
+/// The instance's memory cap (`--max-instance-memory-mib`, the profile's)
+/// and its peak: the sum of the instance's linear memories at their
+/// largest, which the host logs when the instance ends (tests and
+/// benchmarks read it; the edge platforms cap exactly this).
+pub struct MemoryLimits {
+    inner: wasmtime::StoreLimits,
+    total: usize,
+    pub peak: usize,
+}
+
+impl MemoryLimits {
+    pub fn new(max_instance_memory: usize) -> MemoryLimits {
+        MemoryLimits {
+            inner: wasmtime::StoreLimitsBuilder::new()
+                .memory_size(max_instance_memory)
+                .build(),
+            total: 0,
+            peak: 0,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.total = self.total + desired - current.min(desired);
+            self.peak = self.peak.max(self.total);
+        }
+        Ok(ok)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
