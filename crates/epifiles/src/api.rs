@@ -144,7 +144,12 @@ pub fn admit<'c, K: Kv + ?Sized>(
             false => Err(outbox_unauthorized()),
         };
     }
-    match cfg.users.authenticate(authorization) {
+    // Every call of a chunked transfer carries the same Basic credentials:
+    // verified once, then remembered for a minute (crates/identity).
+    match cfg
+        .users
+        .authenticate_remembered(svc.kv, authorization, svc.now)
+    {
         Ok(user) => Ok(Admitted {
             route,
             user: Some(user),

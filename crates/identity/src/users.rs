@@ -7,16 +7,22 @@
 //! ```
 //!
 //! Passwords are stored as salted PBKDF2-HMAC-SHA256 in Django's format
-//! (`scripts/epifiles-client hash-password` makes one). Every call carries
-//! HTTP Basic credentials, so the iteration count is paid per request.
+//! (`scripts/epifiles-client hash-password` makes one). EpiFiles calls
+//! all carry HTTP Basic credentials: [`Directory::authenticate_remembered`]
+//! pays the iteration count once a minute per credential, not per call.
 
 use crate::token::constant_time_eq;
+use assetgate_store::{Kv, Records};
 use assetgate_web::decode::percent_decode;
 use base64::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 const MIN_ITERATIONS: u32 = 1_000;
+/// How long a verified HTTP Basic credential is accepted without PBKDF2
+/// ([`Directory::authenticate_remembered`]).
+pub const REMEMBER_SECS: u64 = 60;
+const REMEMBERED_KIND: &str = "verified-credential";
 const MAX_ITERATIONS: u32 = 2_000_000;
 
 /// A refused HTTP Basic check: 401, whatever was wrong (nothing tells a
@@ -110,6 +116,18 @@ impl PasswordHash {
             salt: salt.to_string(),
             hash,
         })
+    }
+
+    /// The store id of a verified credential: HMAC-SHA256 of the name and
+    /// password, keyed by this stored hash.
+    fn remembered_id(&self, name: &str, password: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.hash)
+            .expect("HMAC takes any key length");
+        mac.update(name.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     fn verify(&self, password: &str) -> bool {
@@ -226,6 +244,31 @@ impl Directory {
     /// send them encoded in the header too, so a failed check is retried
     /// once with both parts decoded.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<&User, Unauthorized> {
+        self.basic(authorization, |name, password| self.login(name, password))
+    }
+
+    /// [`Directory::authenticate`] for clients that send the same
+    /// credentials on every request (chunked transfers): a credential
+    /// verified in the last [`REMEMBER_SECS`] is accepted without paying
+    /// PBKDF2 again. The store keeps only an HMAC of the credential keyed
+    /// by the user's stored hash (which lives in the configuration, not
+    /// the store), and an expiry; a changed password changes the key.
+    pub fn authenticate_remembered<K: Kv + ?Sized>(
+        &self,
+        kv: &K,
+        authorization: Option<&str>,
+        now: u64,
+    ) -> Result<&User, Unauthorized> {
+        self.basic(authorization, |name, password| {
+            self.login_remembered(kv, name, password, now)
+        })
+    }
+
+    fn basic<'d>(
+        &'d self,
+        authorization: Option<&str>,
+        login: impl Fn(&str, &str) -> Option<&'d User>,
+    ) -> Result<&'d User, Unauthorized> {
         let encoded = authorization
             .and_then(|h| h.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
@@ -237,7 +280,7 @@ impl Directory {
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(Unauthorized)?;
         let (name, password) = decoded.split_once(':').ok_or(Unauthorized)?;
-        if let Some(u) = self.login(name, password) {
+        if let Some(u) = login(name, password) {
             return Ok(u);
         }
         // Decoded strictly: credentials whose escapes are malformed are
@@ -245,12 +288,39 @@ impl Directory {
         if name.contains('%') || password.contains('%') {
             let decode = |s: &str| percent_decode(s.as_bytes(), false).ok();
             if let (Some(n), Some(p)) = (decode(name), decode(password))
-                && let Some(u) = self.login(&n, &p)
+                && let Some(u) = login(&n, &p)
             {
                 return Ok(u);
             }
         }
         Err(Unauthorized)
+    }
+
+    /// [`Directory::login`] through the store's record of recently
+    /// verified credentials. Store errors only cost the PBKDF2 run.
+    fn login_remembered<K: Kv + ?Sized>(
+        &self,
+        kv: &K,
+        name: &str,
+        password: &str,
+        now: u64,
+    ) -> Option<&User> {
+        let Some(user) = self.get(name) else {
+            return self.login(name, password);
+        };
+        let records = Records::new(kv, REMEMBERED_KIND);
+        let id = user.password.remembered_id(name, password);
+        let known = records.try_get::<u64>(&id).ok().flatten();
+        if known.as_ref().is_some_and(|v| v.value > now) {
+            return Some(user);
+        }
+        let user = self.login(name, password)?;
+        let until = now + REMEMBER_SECS;
+        let _ = match &known {
+            Some(v) => records.update(&id, v, &until).map(drop),
+            None => records.create(&id, &until).map(drop),
+        };
+        Some(user)
     }
 
     /// The user, if `password` is theirs (other protocols' log-on forms).
@@ -379,5 +449,73 @@ mod tests {
         for header in ["Basic", "Basic ", "Basic %C3é", "Basic ====", "basic\tx"] {
             assert_eq!(d.authenticate(Some(header)).unwrap_err().status(), 401);
         }
+    }
+
+    #[test]
+    fn verified_credentials_are_remembered_briefly_by_an_hmac_only() {
+        use assetgate_store::MemoryKv;
+        let json = format!(r#"[{{"user":"lab","password":"{}"}}]"#, hash("pw", "s"));
+        let d = Directory::parse(&json).unwrap();
+        let kv = MemoryKv::new();
+        let now = 1_000;
+        assert!(
+            d.authenticate_remembered(&kv, Some(&basic("lab", "nope")), now)
+                .is_err()
+        );
+        assert!(
+            kv.keys().is_empty(),
+            "nothing remembered for a wrong password"
+        );
+        assert!(
+            d.authenticate_remembered(&kv, Some(&basic("lab", "pw")), now)
+                .is_ok()
+        );
+        let keys = kv.keys();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(
+            !keys[0].contains("pw") && !keys[0].contains("lab"),
+            "{keys:?}"
+        );
+        // The record is what is trusted: planted for a wrong password (which
+        // needs the stored hash, from the configuration), it is accepted
+        // until it expires, then PBKDF2 decides again.
+        let u = d.get("lab").unwrap();
+        let id = u.password.remembered_id("lab", "planted");
+        Records::new(&kv, REMEMBERED_KIND)
+            .create(&id, &(now + 10))
+            .unwrap();
+        assert!(
+            d.authenticate_remembered(&kv, Some(&basic("lab", "planted")), now + 9)
+                .is_ok()
+        );
+        assert!(
+            d.authenticate_remembered(&kv, Some(&basic("lab", "planted")), now + 10)
+                .is_err()
+        );
+        // The right password past its expiry: verified again, renewed.
+        let later = now + REMEMBER_SECS + 1;
+        assert!(
+            d.authenticate_remembered(&kv, Some(&basic("lab", "pw")), later)
+                .is_ok()
+        );
+        let id = u.password.remembered_id("lab", "pw");
+        let until: u64 = Records::new(&kv, REMEMBERED_KIND).get(&id).unwrap().value;
+        assert_eq!(until, later + REMEMBER_SECS);
+        // A new password hash is a new key: nothing carries over.
+        let json = format!(r#"[{{"user":"lab","password":"{}"}}]"#, hash("pw2", "s"));
+        let d2 = Directory::parse(&json).unwrap();
+        assert!(
+            d2.authenticate_remembered(&kv, Some(&basic("lab", "pw")), later)
+                .is_err()
+        );
+        // Unknown users and malformed headers: 401 as before.
+        assert!(
+            d.authenticate_remembered(&kv, Some(&basic("ghost", "pw")), now)
+                .is_err()
+        );
+        assert!(
+            d.authenticate_remembered(&kv, Some("Basic !!"), now)
+                .is_err()
+        );
     }
 }
