@@ -779,7 +779,7 @@ fn unauthenticated_large_epifiles_uploads_are_refused_at_once() {
 
 /// A PNG of its signature, an IHDR claiming `w` × `h` pixels (`color`
 /// type, `depth` bits), a token of image data and an IEND.
-fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
+fn png_header(w: u32, h: u32, depth: u8, color: u8, adam7: bool) -> Vec<u8> {
     let chunk = |kind: &[u8], data: &[u8]| {
         let mut c = (data.len() as u32).to_be_bytes().to_vec();
         c.extend_from_slice(kind);
@@ -790,7 +790,7 @@ fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
     };
     let mut ihdr = w.to_be_bytes().to_vec();
     ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+    ihdr.extend_from_slice(&[depth, color, 0, 0, adam7 as u8]);
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(chunk(b"IHDR", &ihdr));
     png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]));
@@ -819,12 +819,30 @@ fn oversized_png_sources_are_413_naming_the_limit_and_truncated_ones_422() {
     // by row (crates/imaging/src/png_rows.rs): this header-only one then
     // fails as the truncated image it is, 422, without running out of
     // memory.
-    for (w, h, depth, color, status, variable) in [
-        (20_000, 20_000, 8, 6, 413, "preview_max_source_pixels"),
-        (60_000, 60_000, 16, 6, 413, "preview_max_source_pixels"),
-        (7_000, 7_000, 16, 6, 422, "cannot be read"),
+    // An interlaced one is decoded whole, and that is over the budget.
+    for (w, h, depth, color, adam7, status, variable) in [
+        (
+            20_000,
+            20_000,
+            8,
+            6,
+            false,
+            413,
+            "preview_max_source_pixels",
+        ),
+        (
+            60_000,
+            60_000,
+            16,
+            6,
+            false,
+            413,
+            "preview_max_source_pixels",
+        ),
+        (7_000, 7_000, 16, 6, false, 422, "cannot be read"),
+        (7_000, 7_000, 16, 6, true, 413, "preview_max_decode_bytes"),
     ] {
-        let png = png_header(w, h, depth, color);
+        let png = png_header(w, h, depth, color, adam7);
         let md5 = {
             use md5::Digest;
             hex::encode(md5::Md5::digest(&png))

@@ -9,6 +9,7 @@
 //! the fit inside `maxWidth` × `maxHeight` (aspect ratio kept, never
 //! upscaled), then encoding.
 
+pub use assetgate_imaging::Format;
 use assetgate_imaging::geometry::fit;
 use std::fmt;
 
@@ -53,52 +54,16 @@ impl Rendition {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Jpeg,
-    Png,
-    Webp,
-    Gif,
-}
-
-impl Format {
-    /// The encoder that writes it.
-    pub fn imaging(self) -> assetgate_imaging::Format {
-        match self {
-            Format::Jpeg => assetgate_imaging::Format::Jpeg,
-            Format::Png => assetgate_imaging::Format::Png,
-            Format::Webp => assetgate_imaging::Format::Webp,
-            Format::Gif => assetgate_imaging::Format::Gif,
-        }
-    }
-
-    fn from_extension(ext: &str) -> Option<Format> {
-        Some(match ext.to_ascii_lowercase().as_str() {
-            "jpg" | "jpeg" => Format::Jpeg,
-            "png" => Format::Png,
-            "webp" => Format::Webp,
-            "gif" => Format::Gif,
-            _ => return None,
-        })
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Jpeg => "jpg",
-            Format::Png => "png",
-            Format::Webp => "webp",
-            Format::Gif => "gif",
-        }
-    }
-
-    pub fn mime(self) -> &'static str {
-        match self {
-            Format::Jpeg => "image/jpeg",
-            Format::Png => "image/png",
-            Format::Webp => "image/webp",
-            Format::Gif => "image/gif",
-        }
-    }
+/// The output formats `preview-args` may name (by extension): the
+/// encoders' formats but TIFF.
+fn format_from_extension(ext: &str) -> Option<Format> {
+    Some(match ext.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" => Format::Jpeg,
+        "png" => Format::Png,
+        "webp" => Format::Webp,
+        "gif" => Format::Gif,
+        _ => return None,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +149,7 @@ impl PreviewArgs {
                 "preview-args `{raw}` needs an output format extension (.jpg, .png, .webp, .gif)"
             ))
         })?;
-        let format = Format::from_extension(ext).ok_or_else(|| {
+        let format = format_from_extension(ext).ok_or_else(|| {
             ArgsError(format!(
                 "output format `.{ext}` is not one of .jpg, .png, .webp, .gif"
             ))

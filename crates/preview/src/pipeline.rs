@@ -46,7 +46,7 @@ pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rende
             y: ppi.into(),
         }),
     };
-    let bytes = encode(&pixels, args.format.imaging(), options)
+    let bytes = encode(&pixels, args.format, options)
         .map_err(|e| ImagingError::Unprocessable(format!("encoding failed: {e}")))?;
     Ok(Rendered {
         bytes,
@@ -315,6 +315,10 @@ mod tests {
     /// A PNG made of its signature, an IHDR claiming `w` × `h` pixels of
     /// `color` type at `depth` bits, a few bytes of image data, an IEND.
     fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
+        png_header_interlaced(w, h, depth, color, false)
+    }
+
+    fn png_header_interlaced(w: u32, h: u32, depth: u8, color: u8, adam7: bool) -> Vec<u8> {
         let chunk = |kind: &[u8], data: &[u8]| {
             let mut c = (data.len() as u32).to_be_bytes().to_vec();
             c.extend_from_slice(kind);
@@ -325,7 +329,7 @@ mod tests {
         };
         let mut ihdr = w.to_be_bytes().to_vec();
         ihdr.extend_from_slice(&h.to_be_bytes());
-        ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+        ihdr.extend_from_slice(&[depth, color, 0, 0, adam7 as u8]);
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         png.extend(chunk(b"IHDR", &ihdr));
         png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0, 0, 0, 1, 0, 1]));
@@ -355,15 +359,24 @@ mod tests {
             assert_eq!(e.status(), 413, "{w}x{h}: {e:?}");
             assert!(e.message().contains("preview_max_source_pixels"), "{e:?}");
         }
-        // Under the pixel limit but over the decode budget: 413 too.
+        // Under the pixel limit but over the whole-decode budget: an
+        // interlaced PNG (decoded whole) is 413 too; a plain one is read by
+        // rows, and this header-only one is then the truncated image it is.
         let e = render(
-            &png_header(7_000, 7_000, 16, 6),
+            &png_header_interlaced(7_000, 7_000, 16, 6, true),
             &args("maxWidth_100.png"),
             &limits,
         )
         .unwrap_err();
         assert_eq!(e.status(), 413, "{e:?}");
         assert!(e.message().contains("preview_max_decode_bytes"), "{e:?}");
+        let e = render(
+            &png_header(7_000, 7_000, 16, 6),
+            &args("maxWidth_100.png"),
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(e.status(), 422, "{e:?}");
         // No pixels at all, or a header with no data: unreadable (422).
         for (w, h) in [(0, 10), (10, 0), (0, 0)] {
             let e =
