@@ -4,13 +4,19 @@
 
 mod common;
 
-use common::{HostConfig, Reply, compute_client, jpeg, send, temp_dir, wait_for};
+use common::{HostConfig, Reply, compute_client, jpeg, openapi, temp_dir, wait_for};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 const ORG: &str = "TESTORG@AdobeOrg";
+
+/// `common::send`, every response checked against docs/openapi.json
+/// (`common::openapi`): the journal's pages too, read through it.
+fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    openapi::send(method, url, headers, body)
+}
 
 /// Serves `GET /files/{name}` (after `delay_ms` for names starting with
 /// `slow-`), records `PUT /put/{name}`, answers 500 to `PUT /broken/...`.
@@ -183,8 +189,13 @@ fn renditions_events_and_errors() {
         b.files.insert("page.html".into(), b"<html><head><style>p{}</style></head><body><h1>Heading</h1><p>Some &amp; more</p></body></html>".to_vec());
         b.files
             .insert("huge.png".into(), png_rgba(2500, 2000, [9, 9, 9, 255]));
-        b.files
-            .insert("big.png".into(), png_rgba(1900, 1900, [9, 9, 9, 255]));
+        // Interlaced: decoded whole (a plain PNG would be read by rows and
+        // fit), which is over compute_max_decode_bytes.
+        let big = image::RgbaImage::from_pixel(1900, 1900, image::Rgba([9, 9, 9, 255]));
+        b.files.insert(
+            "big.png".into(),
+            assetgate_imaging::encode::png(big.as_raw(), 1900, 1900, 4, true, None),
+        );
         let mut corrupt = jpeg(64, 64);
         corrupt.truncate(corrupt.len() / 3);
         b.files.insert("corrupt.jpg".into(), corrupt);
@@ -518,6 +529,7 @@ fn renditions_events_and_errors() {
     );
     let (status, head) = common::raw_request(&app.host, head.as_bytes(), &vec![b' '; 17 << 20]);
     assert_eq!(status, 413, "{head}");
+    openapi::check_raw("POST", "/process", status, &head, None);
     assert!(
         head.to_ascii_lowercase()
             .contains("x-request-id: my-request-2"),
@@ -798,6 +810,7 @@ fn unauthenticated_bodies_are_refused_unread() {
             let (status, head, body) = common::raw_exchange(&app.host, head.as_bytes(), b"");
             let took = began.elapsed();
             assert_eq!(status, *want, "{path} {creds:?} {framing:?}: {head}");
+            openapi::check_raw("POST", path, status, &head, Some(body.as_bytes()));
             assert!(took < std::time::Duration::from_secs(2), "{path}: {took:?}");
             assert!(
                 head.to_ascii_lowercase().contains("x-request-id: early-1"),

@@ -8,6 +8,16 @@ use common::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Every request of these tests goes through `common::send`, and every
+/// response is checked against docs/openapi.json (`common::openapi`).
+fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    openapi::send(method, url, headers, body)
+}
+
+fn get(url: &str) -> Reply {
+    send("GET", url, &[], &[])
+}
+
 const KEY: &str = "upload-key-0123456789";
 const INGEST_KEY: &str = "ingest-key-9876543210";
 
@@ -924,6 +934,7 @@ fn a_phraseanet_like_worker_ingests_from_the_upload_service() {
     let (auth, note) =
         wait_for(10, || notified.lock().unwrap().first().cloned()).expect("the DAM was notified");
     assert_eq!(auth, "OAuth dam-token");
+    openapi::check_value("/components/schemas/PushNotification", &note);
     assert_eq!(note["commit_id"], cid);
     assert_eq!(note["base_url"], base);
     let token = note["token"].as_str().unwrap().to_string();

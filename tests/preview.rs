@@ -74,6 +74,7 @@ fn log_on(host: &Host, user: &str, password: &str) -> (String, String) {
         body.as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
+    openapi::check_reply("POST", "/proxy/logon", &r);
     let cookie = r
         .header("set-cookie")
         .unwrap()
@@ -294,6 +295,7 @@ fn refusals_use_the_reference_status_codes() {
         b"user=lab&password=nope",
     );
     assert_eq!(r.status, 401);
+    openapi::check_reply("POST", "/proxy/logon", &r);
     // No internal id or path in any error.
     for r in [
         q(&format!("objectid=999&rendition=preview&ticket={ticket}")),

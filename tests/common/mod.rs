@@ -5,6 +5,7 @@
 //! assetgate-host`) before `cargo test` on its own.
 #![allow(dead_code)]
 
+pub mod openapi;
 pub mod redis;
 pub mod xsd;
 

@@ -282,14 +282,15 @@ pub async fn send_status(
     send(out, status, &headers, body.to_string().into_bytes()).await
 }
 
-/// 405 for a known resource asked with the wrong method.
-pub async fn send_method_not_allowed(out: ResponseOutparam) {
+/// 405 for a known resource asked with the wrong method, with the
+/// `Allow` header HTTP requires.
+pub async fn send_method_not_allowed(out: ResponseOutparam, allow: &str) {
     send_status(
         out,
         405,
         "method-not-allowed",
-        "method not allowed on this resource",
-        &[],
+        &format!("method not allowed on this resource (allowed: {allow})"),
+        &[("allow", allow.to_string())],
     )
     .await
 }

@@ -75,7 +75,11 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
         _ => return send_not_found(out).await,
     };
     if let Err((status, message)) = check_key(&req) {
-        return send_status(out, status, "unauthorized", message, &[]).await;
+        let challenge = (
+            "www-authenticate",
+            r#"Bearer realm="assetgate""#.to_string(),
+        );
+        return send_status(out, status, "unauthorized", message, &[challenge]).await;
     }
     let work_after = match (tail.as_slice(), req.method.clone()) {
         (["enqueue"], Method::Post) => {
@@ -121,8 +125,12 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
             }
             true
         }
-        (["enqueue"] | ["poll"] | ["work"] | ["jobs", _], _) => {
-            send_method_not_allowed(out).await;
+        (["enqueue"] | ["poll"] | ["work"], _) => {
+            send_method_not_allowed(out, "POST").await;
+            false
+        }
+        (["jobs", _], _) => {
+            send_method_not_allowed(out, "GET").await;
             false
         }
         _ => {

@@ -191,17 +191,21 @@ async fn route(req: &mut Req, ctx: &Ctx, out: ResponseOutparam) {
             })
             .await
         }
-        (
-            ["assets"]
-            | ["commits"]
-            | ["assets", _]
-            | ["assets", _, _]
-            | ["commits", _]
-            | ["commits", _, _],
-            _,
-        ) => send_method_not_allowed(out).await,
-        _ => send_not_found(out).await,
+        _ => match allowed(&segs) {
+            Some(allow) => send_method_not_allowed(out, allow).await,
+            None => send_not_found(out).await,
+        },
     }
+}
+
+/// The methods a known path of the upload service answers.
+fn allowed(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["assets"] | ["assets", _, "ack"] | ["commits", _, "ack"] | ["push", "work"] => "POST",
+        ["assets", _] | ["assets", _, "download"] | ["commits", _] => "GET",
+        ["commits"] => "GET, POST",
+        _ => return None,
+    })
 }
 
 /// A refusal to send later (keeps `route` flat).
