@@ -49,7 +49,12 @@ pub fn decode_region(
     };
     let need = decode_budget(bytes.len(), p, scale);
     if need > limits.max_decode_bytes {
-        if let Some(pixels) = png_by_rows(bytes, p, region, target, keep_alpha, limits)? {
+        let want = Wanted {
+            region,
+            target,
+            keep_alpha,
+        };
+        if let Some(pixels) = png_by_rows(bytes, p, &want, limits)? {
             return Ok(pixels);
         }
         return Err(ImagingError::TooLarge(format!(
@@ -65,17 +70,23 @@ pub fn decode_region(
     Ok(crop(pixels, region, scale))
 }
 
-/// A PNG too large to decode whole, read row by row and shrunk on load
-/// (see [`crate::png_rows`]) when that path fits the budget; `None` when
-/// it does not apply or does not fit either.
-fn png_by_rows(
-    bytes: &[u8],
-    p: &Probe,
+/// What a caller of [`decode_region`] asked for.
+#[derive(Clone, Copy)]
+struct Wanted {
     region: (u32, u32, u32, u32),
     target: (u32, u32),
     keep_alpha: bool,
-    limits: &Limits,
-) -> Result<Option<Pixels>> {
+}
+
+/// A PNG too large to decode whole, read row by row and shrunk on load
+/// (see [`crate::png_rows`]) when that path fits the budget; `None` when
+/// it does not apply or does not fit either.
+fn png_by_rows(bytes: &[u8], p: &Probe, want: &Wanted, limits: &Limits) -> Result<Option<Pixels>> {
+    let Wanted {
+        region,
+        target,
+        keep_alpha,
+    } = *want;
     if p.format != SourceFormat::Png
         || p.orientation != Orientation::NoTransforms
         || !crate::png_rows::streamable(bytes)
