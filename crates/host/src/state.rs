@@ -51,10 +51,11 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// The instance's memory cap (`--max-instance-memory-mib`, the profile's)
-/// and its peak: the sum of the instance's linear memories at their
-/// largest, which the host logs when the instance ends (tests and
-/// benchmarks read it; the edge platforms cap exactly this).
+/// The instance's memory cap (`--max-instance-memory-mib`, the profile's;
+/// wasmtime applies it to each linear memory) and its peak: the sum of the
+/// instance's linear memories at their largest, which the host logs when
+/// the instance ends (tests and benchmarks read it). A component has one
+/// main memory beside the WASI adapter's small one.
 pub struct MemoryLimits {
     inner: wasmtime::StoreLimits,
     total: usize,
