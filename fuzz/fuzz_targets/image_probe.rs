@@ -6,7 +6,9 @@
 //!
 //! Input: one byte choosing the output (format, box, crop, which caller),
 //! then the image. Limits are small (1 MP, 16 MiB of decode, 512-pixel
-//! outputs) so each run stays short; the checks are the same.
+//! outputs) so each run stays short; the checks are the same. Previews are
+//! also rendered under a 64 KiB decode budget, which sends PNGs through
+//! the row path.
 //! Invariants: a probe within the limits; an output of exactly the size the
 //! arguments give for the probed source, never larger than the limit, that
 //! decodes back to that size; refusals with 400, 413 or 422 and a message;
@@ -14,8 +16,8 @@
 #![no_main]
 
 use assetgate_compute::Config;
-use assetgate_compute::request::{Crop as ComputeCrop, Fmt, Rendition};
 use assetgate_compute::render;
+use assetgate_compute::request::{Crop as ComputeCrop, Fmt, Rendition};
 use assetgate_fuzz::Input;
 use assetgate_imaging::{Limits, Probe, density};
 use assetgate_preview::args::{Crop, Format, PreviewArgs};
@@ -27,6 +29,12 @@ const LIMITS: Limits = Limits {
     max_source_bytes: 1 << 20,
     max_output_side: 512,
     max_decode_bytes: 16 << 20,
+};
+/// The same, with a decode budget so small that PNGs too large for it go
+/// through the row path (crates/imaging/src/png_rows.rs).
+const TIGHT: Limits = Limits {
+    max_decode_bytes: 64 << 10,
+    ..LIMITS
 };
 const BOXES: [Option<u32>; 4] = [None, Some(1), Some(37), Some(300)];
 
@@ -77,15 +85,19 @@ fn preview(
         ppi: Some(144),
         format: [Format::Jpeg, Format::Png, Format::Webp, Format::Gif][fmt as usize],
     };
-    match pipeline::render(bytes, &args, &LIMITS) {
-        Ok(r) => {
-            let p = probe.expect("rendered, so it probed");
-            let (ow, oh) = p.oriented();
-            assert_eq!(Ok((r.width, r.height)), args.output_size(ow, oh));
-            assert!(r.width.max(r.height) <= LIMITS.max_output_side);
-            decodes_to(&r.bytes, r.width, r.height);
+    // Also under the tight budget (the row path for large PNGs): a render
+    // of exactly the size the arguments give, or a refusal.
+    for limits in [&TIGHT, &LIMITS] {
+        match pipeline::render(bytes, &args, limits) {
+            Ok(r) => {
+                let p = probe.expect("rendered, so it probed");
+                let (ow, oh) = p.oriented();
+                assert_eq!(Ok((r.width, r.height)), args.output_size(ow, oh));
+                assert!(r.width.max(r.height) <= limits.max_output_side);
+                decodes_to(&r.bytes, r.width, r.height);
+            }
+            Err(e) => assert!(matches!(e.status(), 400 | 413 | 422) && !e.message().is_empty()),
         }
-        Err(e) => assert!(matches!(e.status(), 400 | 413 | 422) && !e.message().is_empty()),
     }
 }
 

@@ -29,7 +29,11 @@ pub(crate) fn decode_shrunk(
     d.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = d.read_info().map_err(unreadable)?;
     let (color, _) = reader.output_color_type();
+    // After EXPAND: grey, grey + alpha, RGB or RGBA, never indexed.
     let src_channels = color.samples();
+    if !(1..=4).contains(&src_channels) || color == png::ColorType::Indexed {
+        return Err(unreadable(format!("unexpected PNG colour type {color:?}")));
+    }
     let has_alpha = matches!(color, png::ColorType::Rgba | png::ColorType::GrayscaleAlpha);
     let out_channels = if keep_alpha && has_alpha { 4 } else { 3 };
     let (x0, y0, w, h) = region;
@@ -48,7 +52,7 @@ pub(crate) fn decode_shrunk(
                 .ok_or_else(|| unreadable("a row is shorter than its header says"))?;
             row_out.clear();
             for px in cut.chunks_exact(src_channels) {
-                convert(px, color, out_channels, &mut row_out);
+                convert(px, out_channels, &mut row_out);
             }
             shrinker.push(&row_out);
         }
@@ -62,14 +66,15 @@ pub(crate) fn decode_shrunk(
     })
 }
 
-/// One pixel to RGB(A); alpha composed over white when it is dropped.
-fn convert(px: &[u8], color: png::ColorType, out_channels: usize, out: &mut Vec<u8>) {
-    let (rgb, a) = match color {
-        png::ColorType::Grayscale => ([px[0]; 3], 255),
-        png::ColorType::GrayscaleAlpha => ([px[0]; 3], px[1]),
-        png::ColorType::Rgba => ([px[0], px[1], px[2]], px[3]),
-        // EXPAND turned palettes into RGB(A); RGB as is.
-        _ => ([px[0], px[1], px[2]], 255),
+/// One pixel of 1 (grey), 2 (grey, alpha), 3 (RGB) or 4 (RGBA) samples to
+/// RGB(A); alpha composed over white when it is dropped.
+fn convert(px: &[u8], out_channels: usize, out: &mut Vec<u8>) {
+    let (rgb, a) = match *px {
+        [g] => ([g; 3], 255),
+        [g, a] => ([g; 3], a),
+        [r, g, b] => ([r, g, b], 255),
+        [r, g, b, a, ..] => ([r, g, b], a),
+        [] => ([255; 3], 255),
     };
     if out_channels == 4 {
         out.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);
