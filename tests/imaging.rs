@@ -55,29 +55,6 @@ fn jpeg(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-/// Deposits `bytes` through EpiFiles (one raw chunk); the ManifestFile id.
-fn deposit(host: &Host, name: &str, bytes: &[u8]) -> String {
-    use base64::Engine;
-    use md5::Digest;
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("lab:lab-pw")
-    );
-    let url = host.url(&format!(
-        "/epifiles/ws/manifestfile?hash={}&filename={name}&total_chunks=1",
-        hex::encode(md5::Md5::digest(bytes))
-    ));
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/octet-stream"),
-    ];
-    let r = send("POST", &url, &headers, bytes);
-    assert_eq!(r.status, 200, "{}", r.text());
-    let text = r.text();
-    let start = text.find("<id>").unwrap() + 4;
-    text[start..start + text[start..].find('<').unwrap()].to_string()
-}
-
 fn ticket(host: &Host) -> String {
     let r = send(
         "POST",

@@ -33,38 +33,6 @@ fn jpeg(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-fn md5_hex(b: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(b))
-}
-
-/// Deposits `bytes` through EpiFiles (one raw chunk); the ManifestFile id.
-fn deposit(host: &Host, name: &str, bytes: &[u8]) -> String {
-    let auth = format!("Basic {}", base64_encode("lab:lab-pw"));
-    let url = host.url(&format!(
-        "/epifiles/ws/manifestfile?hash={}&filename={name}&total_chunks=1",
-        md5_hex(bytes)
-    ));
-    let r = send(
-        "POST",
-        &url,
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/octet-stream"),
-        ],
-        bytes,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let text = r.text();
-    let start = text.find("<id>").unwrap() + 4;
-    text[start..start + text[start..].find('<').unwrap()].to_string()
-}
-
-fn base64_encode(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 fn log_on(host: &Host, user: &str, password: &str) -> (String, String) {
     let body = format!("user={user}&password={password}&ww-app=Foo%20Bar");
     let r = send(
