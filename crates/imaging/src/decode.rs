@@ -57,6 +57,9 @@ pub fn decode_region(
         if let Some(pixels) = png_by_rows(bytes, p, &want, limits)? {
             return Ok(pixels);
         }
+        if let Some(pixels) = jpeg_by_bands(bytes, p, &want, limits)? {
+            return Ok(pixels);
+        }
         return Err(ImagingError::TooLarge(format!(
             "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB (preview_max_decode_bytes): ask for a smaller box or crop",
             p.width,
@@ -93,9 +96,7 @@ fn png_by_rows(bytes: &[u8], p: &Probe, want: &Wanted, limits: &Limits) -> Resul
     {
         return Ok(None);
     }
-    let factor = (region.2 / target.0.max(1))
-        .min(region.3 / target.1.max(1))
-        .max(1);
+    let factor = shrink_factor(region, target);
     // The shrunk output (RGBA at most) and its accumulator, two rows of
     // the source, the source file.
     let need = bytes.len() as u64
@@ -105,6 +106,60 @@ fn png_by_rows(bytes: &[u8], p: &Probe, want: &Wanted, limits: &Limits) -> Resul
         return Ok(None);
     }
     crate::png_rows::decode_shrunk(bytes, region, factor, keep_alpha).map(Some)
+}
+
+/// A baseline JPEG too large to decode whole, read in bands of MCU rows
+/// and shrunk on load (see [`crate::jpeg_bands`]) when that fits the
+/// budget; `None` when it does not apply or does not fit either. The
+/// region is cut in stored pixels; the small result is then oriented.
+fn jpeg_by_bands(
+    bytes: &[u8],
+    p: &Probe,
+    want: &Wanted,
+    limits: &Limits,
+) -> Result<Option<Pixels>> {
+    if p.format != SourceFormat::Jpeg || !crate::jpeg_bands::streamable(bytes) {
+        return Ok(None);
+    }
+    let Wanted { region, target, .. } = *want;
+    let factor = shrink_factor(region, target);
+    let stored = stored_region(p, region);
+    let need = bytes.len() as u64
+        + Shrinker::peak_bytes(stored.2, stored.3, 3, factor)
+        + crate::jpeg_bands::working_bytes(p.width, stored.2);
+    if need > limits.max_decode_bytes {
+        return Ok(None);
+    }
+    let pixels = crate::jpeg_bands::decode_shrunk(bytes, stored, factor)?;
+    Ok(Some(orient(pixels, p.orientation)))
+}
+
+/// The whole factor a region can be box-shrunk by and still cover the
+/// output.
+fn shrink_factor(region: (u32, u32, u32, u32), target: (u32, u32)) -> u32 {
+    (region.2 / target.0.max(1))
+        .min(region.3 / target.1.max(1))
+        .max(1)
+}
+
+/// The rectangle of stored pixels that `region` (oriented pixels) shows.
+fn stored_region(p: &Probe, region: (u32, u32, u32, u32)) -> (u32, u32, u32, u32) {
+    let (x, y, w, h) = region;
+    let (sw, sh) = (p.width, p.height);
+    match p.orientation {
+        Orientation::NoTransforms => region,
+        Orientation::FlipHorizontal => (sw.saturating_sub(x + w), y, w, h),
+        Orientation::FlipVertical => (x, sh.saturating_sub(y + h), w, h),
+        Orientation::Rotate180 => (sw.saturating_sub(x + w), sh.saturating_sub(y + h), w, h),
+        // Oriented (ox, oy) shows stored (oy, sh - 1 - ox).
+        Orientation::Rotate90 => (y, sh.saturating_sub(x + w), h, w),
+        // Oriented (ox, oy) shows stored (sw - 1 - oy, ox).
+        Orientation::Rotate270 => (sw.saturating_sub(y + h), x, h, w),
+        // Transpose.
+        Orientation::Rotate90FlipH => (y, x, h, w),
+        // Oriented (ox, oy) shows stored (sw - 1 - oy, sh - 1 - ox).
+        Orientation::Rotate270FlipH => (sw.saturating_sub(y + h), sh.saturating_sub(x + w), h, w),
+    }
 }
 
 /// Decodes, at a reduced DCT scale for JPEGs when the output allows it.
@@ -286,6 +341,65 @@ mod tests {
         assert!(e.message().contains("1/1 scale"), "{e:?}");
         // At 1/8 it fits: 300x200 pixels.
         assert!(decode_region(&src, &p, full, (300, 200), false, &tight).is_ok());
+    }
+
+    /// A photo-like JPEG with an EXIF orientation (1 to 8).
+    fn oriented_jpeg(w: u32, h: u32, exif_orientation: u16) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            let edge = if (x / 9 + y / 7) % 2 == 0 { 50 } else { 0 };
+            image::Rgb([
+                (x * 200 / w + edge) as u8,
+                (y * 200 / h) as u8,
+                edge as u8 * 2,
+            ])
+        });
+        let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+        exif.extend_from_slice(&exif_orientation.to_be_bytes());
+        exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut out = Vec::new();
+        let mut e = jpeg_encoder::Encoder::new(&mut out, 90);
+        e.add_app_segment(1, &exif).unwrap();
+        e.encode(
+            img.as_raw(),
+            w as u16,
+            h as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .unwrap();
+        out
+    }
+
+    /// Over the whole-decode budget, a baseline JPEG is read in bands and
+    /// shrunk on load; the result matches the whole decode's in every
+    /// orientation, for crops at odd offsets and for shrunk outputs.
+    #[test]
+    fn large_jpegs_are_read_in_bands_and_match_the_whole_decode() {
+        let roomy = Limits::default();
+        // 1200x800 whole: about 5.8 MB planned; the bands about 3.6 MB
+        // at full size.
+        let tight = Limits {
+            max_decode_bytes: 4608 << 10,
+            ..Limits::default()
+        };
+        for o in 1..=8 {
+            let src = oriented_jpeg(1200, 800, o);
+            let p = probe(&src, &roomy).unwrap();
+            let (ow, oh) = p.oriented();
+            for (region, target) in [
+                ((0, 0, ow, oh), (ow, oh)),
+                ((10, 10, 590, 390), (590, 390)),
+                ((13, 7, 501, 333), (167, 111)),
+                ((ow - 77, oh - 41, 77, 41), (77, 41)),
+            ] {
+                let whole = decode_region(&src, &p, region, target, false, &roomy).unwrap();
+                let whole = crate::resize(whole, target.0, target.1).unwrap();
+                let bands = decode_region(&src, &p, region, target, false, &tight)
+                    .unwrap_or_else(|e| panic!("{o} {region:?}: {e:?}"));
+                let bands = crate::resize(bands, target.0, target.1).unwrap();
+                let d = max_diff(&whole, &bands);
+                assert!(d <= 3, "orientation {o} {region:?} -> {target:?}: {d}");
+            }
+        }
     }
 
     /// Smooth drawings: box and Lanczos prefilters agree on them (they

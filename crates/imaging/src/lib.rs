@@ -11,6 +11,7 @@ pub mod density;
 pub mod encode;
 pub mod error;
 pub mod geometry;
+mod jpeg_bands;
 pub mod limits;
 mod png_rows;
 pub mod probe;
