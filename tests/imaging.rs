@@ -68,9 +68,15 @@ fn ticket(host: &Host) -> String {
 
 /// The peaks of the `preview` instances that ended so far, in bytes.
 fn preview_peaks(host: &Host) -> Vec<u64> {
+    peaks(host, "preview")
+}
+
+/// The peaks of `component`'s instances that ended so far, in bytes.
+fn peaks(host: &Host, component: &str) -> Vec<u64> {
+    let tag = format!("component={component} ");
     host.logs()
         .lines()
-        .filter(|l| l.contains("instance ended") && l.contains("component=preview"))
+        .filter(|l| l.contains("instance ended") && l.contains(&tag))
         .filter_map(|l| l.split("peak_memory_bytes=").nth(1))
         .filter_map(|v| v.split_whitespace().next()?.parse().ok())
         .collect()
@@ -156,8 +162,23 @@ fn a_48_mp_png_previews_and_crops_within_128_mib() {
     host.stop();
 }
 
+/// The reference's crop URL at full resolution, checked against the
+/// drawing: exactly the 590x390 region at (10, 10).
+fn reference_crop(host: &Host, ticket: &str, id: &str, src: (u32, u32), what: &str) {
+    let img = render(
+        host,
+        ticket,
+        id,
+        "cropWidth_590_cropHeight_390_cropOffsetX_10_cropOffsetY_10.jpg",
+        what,
+    );
+    assert_eq!(img.dimensions(), (590, 390));
+    let d = off_by(&img, src, (10, 10), 1.0);
+    assert!(d <= 8, "{what}: the crop differs from the drawing by {d}");
+}
+
 #[test]
-fn a_50_mp_jpeg_previews_within_128_mib() {
+fn a_50_mp_jpeg_previews_and_crops_within_128_mib() {
     let dir = temp_dir("imaging-jpeg");
     let host = start(&dir);
     let ticket = ticket(&host);
@@ -174,5 +195,118 @@ fn a_50_mp_jpeg_previews_within_128_mib() {
     assert_eq!(img.dimensions(), (600, 400));
     let d = off_by(&img, (w, h), (0, 0), w as f64 / 600.0);
     assert!(d <= 8, "preview differs from the drawing by {d}");
+    // Full resolution: read in bands (a whole decode would be ~300 MB).
+    reference_crop(&host, &ticket, &id, (w, h), "50 MP JPEG");
+    // Near the bottom right corner: every band above is entropy-decoded
+    // and dropped.
+    let img = render(
+        &host,
+        &ticket,
+        &id,
+        "cropWidth_700_cropHeight_500_cropOffsetX_7901_cropOffsetY_5233.jpg",
+        "50 MP JPEG",
+    );
+    assert_eq!(img.dimensions(), (700, 500));
+    let d = off_by(&img, (w, h), (7901, 5233), 1.0);
+    assert!(d <= 8, "corner crop differs from the drawing by {d}");
+    host.stop();
+}
+
+/// An ordinary 24 MP camera JPEG (6000x4000): the reference's crop, a
+/// 4000x2800 crop at full size, and Asset Compute's `crop` on it.
+#[test]
+fn a_24_mp_jpeg_crops_within_128_mib_in_both_protocols() {
+    let dir = temp_dir("imaging-24mp");
+    let (token, entry) = compute_client("aem", "key-main", "ORG@AdobeOrg", None);
+    let users = serde_json::json!([
+        {"user": "lab", "password": password_hash("lab-pw", 2000), "repositories": {"23": "uploader"}},
+    ]);
+    let host = HostConfig::new(root().join("spin.toml"), &dir)
+        .var("epifiles_users", &users.to_string())
+        .var("epifiles_max_chunk_size", &(32u64 << 20).to_string())
+        .var("compute_clients", &serde_json::json!([entry]).to_string())
+        .var("upload_api_key", "imaging-key-0123456789")
+        .arg("--max-instance-memory-mib")
+        .arg(&CAP_MIB.to_string())
+        .start();
+    let ticket = ticket(&host);
+    let (w, h) = (6000, 4000);
+    let camera = jpeg(w, h);
+    let id = deposit(&host, "camera.jpg", &camera);
+    reference_crop(&host, &ticket, &id, (w, h), "24 MP JPEG");
+    let img = render(
+        &host,
+        &ticket,
+        &id,
+        "cropWidth_4000_cropHeight_2800_cropOffsetX_1001_cropOffsetY_603.jpg",
+        "24 MP JPEG",
+    );
+    assert_eq!(img.dimensions(), (4000, 2800));
+    let d = off_by(&img, (w, h), (1001, 603), 1.0);
+    assert!(d <= 8, "large crop differs from the drawing by {d}");
+
+    // Asset Compute: the same store, `asset:<id>` as the source, the
+    // asset uploaded through the Phraseanet upload service.
+    let r = send(
+        "POST",
+        &host.url("/assets"),
+        &[
+            ("authorization", "Bearer imaging-key-0123456789"),
+            ("content-type", "image/jpeg"),
+        ],
+        &camera,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let asset = r.json()["id"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-api-key", "key-main"),
+        ("x-gw-ims-org-id", "ORG@AdobeOrg"),
+        ("content-type", "application/json"),
+    ];
+    let reg = send("POST", &host.url("/register"), &headers, b"");
+    assert_eq!(reg.status, 200, "{}", reg.text());
+    let journal = reg.json()["journal"].as_str().unwrap().to_string();
+    let body = serde_json::json!({
+        "source": format!("asset:{asset}"),
+        "renditions": [
+            {"name": "crop.jpg", "fmt": "jpg", "postProcess": true, "crop": {"x": 10, "y": 10, "w": 590, "h": 390}},
+            {"name": "big-crop.png", "fmt": "png", "width": 1000, "postProcess": true,
+             "crop": {"x": 1001, "y": 603, "w": 4000, "h": 2800}},
+        ]
+    });
+    let r = send(
+        "POST",
+        &host.url("/process"),
+        &headers,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = follow_journal(format!("{journal}?since=0"), 2, 120, |url| {
+        send("GET", url, &headers[..3], b"")
+    });
+    for (name, size) in [("crop.jpg", (590, 390)), ("big-crop.png", (1000, 700))] {
+        let e = events
+            .iter()
+            .find(|e| e["rendition"]["name"] == name)
+            .unwrap_or_else(|| panic!("no event for {name}: {events:?}"));
+        assert_eq!(e["type"], "rendition_created", "{e}");
+        let m = &e["metadata"];
+        assert_eq!(
+            (
+                m["tiff:ImageWidth"].as_u64(),
+                m["tiff:ImageLength"].as_u64()
+            ),
+            (Some(size.0), Some(size.1)),
+            "{e}"
+        );
+    }
+    let peak = peaks(&host, "compute").into_iter().max().unwrap_or(0);
+    eprintln!(
+        "Asset Compute crops of the 24 MP JPEG: peak instance memory {:.1} MiB (cap {CAP_MIB} MiB)",
+        peak as f64 / (1 << 20) as f64
+    );
+    assert!(peak > 0 && peak < CAP_MIB << 20, "{peak}");
     host.stop();
 }

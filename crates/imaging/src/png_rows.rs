@@ -37,7 +37,7 @@ pub(crate) fn decode_shrunk(
     let has_alpha = matches!(color, png::ColorType::Rgba | png::ColorType::GrayscaleAlpha);
     let out_channels = if keep_alpha && has_alpha { 4 } else { 3 };
     let (x0, y0, w, h) = region;
-    let mut shrinker = Shrinker::new(w, out_channels, factor);
+    let mut shrinker = Shrinker::new(w, h, out_channels, factor);
     let mut row_out = Vec::with_capacity(w as usize * out_channels);
     let mut y = 0u32;
     while y < y0 + h {

@@ -18,10 +18,13 @@ pub struct Shrinker {
 }
 
 impl Shrinker {
-    /// For rows of `width` pixels; `factor` ≥ 1.
-    pub fn new(width: u32, channels: usize, factor: u32) -> Shrinker {
+    /// For `height` rows of `width` pixels; `factor` ≥ 1. The output is
+    /// allocated once, at its final size: growing it by doubling would
+    /// briefly hold it three times over.
+    pub fn new(width: u32, height: u32, channels: usize, factor: u32) -> Shrinker {
         let (width, factor) = (width as usize, factor.max(1) as usize);
         let out_width = width.div_ceil(factor);
+        let out_rows = (height as usize).div_ceil(factor);
         Shrinker {
             width,
             channels,
@@ -29,7 +32,7 @@ impl Shrinker {
             out_width,
             sums: vec![0; out_width * channels],
             rows: 0,
-            out: Vec::new(),
+            out: Vec::with_capacity(out_width * out_rows * channels),
         }
     }
 
@@ -95,7 +98,7 @@ mod tests {
     fn blocks_are_averaged_including_the_narrow_edges() {
         // 5 x 3, one channel, factor 2: blocks of 2x2, 1x2, 2x1, 1x1.
         let rows = [[0u8, 2, 4, 6, 8], [2, 4, 6, 8, 10], [10, 20, 30, 40, 50]];
-        let mut s = Shrinker::new(5, 1, 2);
+        let mut s = Shrinker::new(5, 3, 1, 2);
         for r in &rows {
             s.push(r);
         }
@@ -109,7 +112,7 @@ mod tests {
         let rows: Vec<Vec<u8>> = (0..4u8)
             .map(|y| (0..9).map(|x| x * 10 + y).collect())
             .collect();
-        let mut s = Shrinker::new(3, 3, 1);
+        let mut s = Shrinker::new(3, 4, 3, 1);
         for r in &rows {
             s.push(r);
         }

@@ -155,7 +155,7 @@ impl Bands {
             planes,
             colour: h.colour,
             rgb: vec![0; w * 3],
-            shrinker: Shrinker::new(w as u32, 3, factor),
+            shrinker: Shrinker::new(w as u32, rh as u32, 3, factor),
         })
     }
 

@@ -74,7 +74,7 @@ fn whole(
 ) -> (u32, u32, Vec<u8>) {
     let (stride, rgb) = (decoded.0, &decoded.1);
     let (x, y, w, h) = region;
-    let mut s = Shrinker::new(w, 3, factor);
+    let mut s = Shrinker::new(w, h, 3, factor);
     for row in y..y + h {
         let at = row as usize * stride + x as usize * 3;
         s.push(&rgb[at..at + w as usize * 3]);
