@@ -10,6 +10,7 @@ use crate::Limits;
 use crate::error::{ImagingError, Result, decoder_failed, unreadable};
 use crate::probe::{Probe, SourceFormat, reader};
 use crate::shrink::Shrinker;
+use crate::source::{HEAD_BYTES, Source, unavailable};
 use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage, RgbaImage};
 use std::io::Cursor;
@@ -33,9 +34,11 @@ impl Pixels {
 /// The oriented `region` (x, y, w, h in oriented full-size pixels) of the
 /// probed image, decoded at the smallest JPEG DCT scale that still covers
 /// `target`, oriented and cropped but not resized. The decode budget is
-/// checked first: over it is `TooLarge`, before any pixel is decoded.
-pub fn decode_region(
-    bytes: &[u8],
+/// checked first: over it, baseline JPEGs are read in bands and plain PNGs
+/// by rows, streamed from the source; over even that is `TooLarge`, before
+/// any pixel is decoded.
+pub fn decode_region<S: Source + ?Sized>(
+    src: &S,
     p: &Probe,
     region: (u32, u32, u32, u32),
     target: (u32, u32),
@@ -47,17 +50,18 @@ pub fn decode_region(
     } else {
         1
     };
-    let need = decode_budget(bytes.len(), p, scale);
+    let need = decode_budget(src.len(), p, scale);
     if need > limits.max_decode_bytes {
         let want = Wanted {
             region,
             target,
             keep_alpha,
         };
-        if let Some(pixels) = png_by_rows(bytes, p, &want, limits)? {
+        let head = src.head(HEAD_BYTES)?;
+        if let Some(pixels) = png_by_rows(src, &head, p, &want, limits)? {
             return Ok(pixels);
         }
-        if let Some(pixels) = jpeg_by_bands(bytes, p, &want, limits)? {
+        if let Some(pixels) = jpeg_by_bands(src, &head, p, &want, limits)? {
             return Ok(pixels);
         }
         return Err(ImagingError::TooLarge(format!(
@@ -68,7 +72,9 @@ pub fn decode_region(
             limits.max_decode_bytes >> 20
         )));
     }
-    let (pixels, scale) = decode(bytes, p, (region.2, region.3), target, keep_alpha)?;
+    let bytes = src.bytes()?;
+    let (pixels, scale) = decode(&bytes, p, (region.2, region.3), target, keep_alpha)?;
+    drop(bytes);
     let pixels = orient(pixels, p.orientation);
     Ok(crop(pixels, region, scale))
 }
@@ -84,7 +90,13 @@ struct Wanted {
 /// A PNG too large to decode whole, read row by row and shrunk on load
 /// (see [`crate::png_rows`]) when that path fits the budget; `None` when
 /// it does not apply or does not fit either.
-fn png_by_rows(bytes: &[u8], p: &Probe, want: &Wanted, limits: &Limits) -> Result<Option<Pixels>> {
+fn png_by_rows<S: Source + ?Sized>(
+    src: &S,
+    head: &[u8],
+    p: &Probe,
+    want: &Wanted,
+    limits: &Limits,
+) -> Result<Option<Pixels>> {
     let Wanted {
         region,
         target,
@@ -92,45 +104,48 @@ fn png_by_rows(bytes: &[u8], p: &Probe, want: &Wanted, limits: &Limits) -> Resul
     } = *want;
     if p.format != SourceFormat::Png
         || p.orientation != Orientation::NoTransforms
-        || !crate::png_rows::streamable(bytes)
+        || !crate::png_rows::streamable(head)
     {
         return Ok(None);
     }
     let factor = shrink_factor(region, target);
     // The shrunk output (RGBA at most) and its accumulator, two rows of
-    // the source, the source file.
-    let need = bytes.len() as u64
+    // the source, what the source holds while streamed.
+    let need = src.resident()
         + Shrinker::peak_bytes(region.2, region.3, 4, factor)
         + 2 * p.width as u64 * 4;
     if need > limits.max_decode_bytes {
         return Ok(None);
     }
-    crate::png_rows::decode_shrunk(bytes, region, factor, keep_alpha).map(Some)
+    let reader = src.open().map_err(unavailable)?;
+    crate::png_rows::decode_shrunk(reader, region, factor, keep_alpha).map(Some)
 }
 
 /// A baseline JPEG too large to decode whole, read in bands of MCU rows
 /// and shrunk on load (see [`crate::jpeg_bands`]) when that fits the
 /// budget; `None` when it does not apply or does not fit either. The
 /// region is cut in stored pixels; the small result is then oriented.
-fn jpeg_by_bands(
-    bytes: &[u8],
+fn jpeg_by_bands<S: Source + ?Sized>(
+    src: &S,
+    head: &[u8],
     p: &Probe,
     want: &Wanted,
     limits: &Limits,
 ) -> Result<Option<Pixels>> {
-    if p.format != SourceFormat::Jpeg || !crate::jpeg_bands::streamable(bytes) {
+    if p.format != SourceFormat::Jpeg || !crate::jpeg_bands::streamable(head) {
         return Ok(None);
     }
     let Wanted { region, target, .. } = *want;
     let factor = shrink_factor(region, target);
     let stored = stored_region(p, region);
-    let need = bytes.len() as u64
+    let need = src.resident()
         + Shrinker::peak_bytes(stored.2, stored.3, 3, factor)
         + crate::jpeg_bands::working_bytes(p.width, stored.2);
     if need > limits.max_decode_bytes {
         return Ok(None);
     }
-    let pixels = crate::jpeg_bands::decode_shrunk(bytes, stored, factor)?;
+    let reader = src.open().map_err(unavailable)?;
+    let pixels = crate::jpeg_bands::decode_shrunk(reader, stored, factor)?;
     Ok(Some(orient(pixels, p.orientation)))
 }
 
@@ -234,10 +249,10 @@ fn jpeg_scale(region: (u32, u32), target: (u32, u32)) -> u32 {
 /// What decoding will hold at its peak: the source, the decoder's planes
 /// and the pixels it returns (JPEG: 3 + 3 bytes per decoded pixel; other
 /// formats: RGBA plus an RGB copy).
-fn decode_budget(source_len: usize, p: &Probe, scale: u32) -> u64 {
+fn decode_budget(source_len: u64, p: &Probe, scale: u32) -> u64 {
     let pixels = p.width.div_ceil(scale) as u64 * p.height.div_ceil(scale) as u64;
     let per_pixel = if p.format == SourceFormat::Jpeg { 6 } else { 7 };
-    source_len as u64 + pixels * per_pixel
+    source_len + pixels * per_pixel
 }
 
 /// Composes RGBA over white (for outputs without alpha).
@@ -399,6 +414,55 @@ mod tests {
                 let d = max_diff(&whole, &bands);
                 assert!(d <= 3, "orientation {o} {region:?} -> {target:?}: {d}");
             }
+        }
+    }
+
+    /// A source read only as a stream, which records whether anything
+    /// read it whole.
+    struct Streamed<'a> {
+        bytes: &'a [u8],
+        read_whole: std::cell::Cell<bool>,
+    }
+
+    impl Source for Streamed<'_> {
+        fn len(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+        fn resident(&self) -> u64 {
+            16 << 10
+        }
+        fn open(&self) -> std::io::Result<Box<dyn crate::source::ReadSeek + '_>> {
+            Ok(Box::new(std::io::Cursor::new(self.bytes)))
+        }
+        fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
+            self.read_whole.set(true);
+            Ok(std::borrow::Cow::Borrowed(self.bytes))
+        }
+    }
+
+    /// Streamed, the band and row paths never hold the source whole; the
+    /// probe reads only its head (here the EXIF orientation of a JPEG
+    /// larger than the head).
+    #[test]
+    fn streamed_sources_are_not_read_whole_by_the_band_and_row_paths() {
+        let tight = Limits {
+            max_decode_bytes: 4608 << 10,
+            ..Limits::default()
+        };
+        let big = oriented_jpeg(3000, 2000, 6);
+        assert!(big.len() > crate::source::HEAD_BYTES, "{}", big.len());
+        for src in [big, png(1200, 800, false)] {
+            let s = Streamed {
+                bytes: &src,
+                read_whole: Default::default(),
+            };
+            let p = crate::probe_source(&s, &tight).unwrap();
+            assert_eq!(p, probe(&src, &tight).unwrap());
+            let region = (3, 5, 700, 600);
+            let streamed = decode_region(&s, &p, region, (700, 600), false, &tight).unwrap();
+            assert!(!s.read_whole.get(), "{:?} was read whole", p.format);
+            let whole = decode_region(&src[..], &p, region, (700, 600), false, &Limits::default());
+            assert_eq!(max_diff(&streamed, &whole.unwrap()), 0);
         }
     }
 

@@ -9,6 +9,8 @@ pub enum ImagingError {
     Unprocessable(String),
     /// The arguments do not fit the image, e.g. a crop outside it (400).
     BadArgs(String),
+    /// The source could not be read from where it is stored (500).
+    Unavailable(String),
 }
 
 impl ImagingError {
@@ -17,6 +19,7 @@ impl ImagingError {
             ImagingError::TooLarge(_) => 413,
             ImagingError::Unprocessable(_) => 422,
             ImagingError::BadArgs(_) => 400,
+            ImagingError::Unavailable(_) => 500,
         }
     }
 
@@ -24,7 +27,8 @@ impl ImagingError {
         match self {
             ImagingError::TooLarge(m)
             | ImagingError::Unprocessable(m)
-            | ImagingError::BadArgs(m) => m,
+            | ImagingError::BadArgs(m)
+            | ImagingError::Unavailable(m) => m,
         }
     }
 }

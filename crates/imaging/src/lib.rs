@@ -17,11 +17,13 @@ mod png_rows;
 pub mod probe;
 pub mod resize;
 pub mod shrink;
+pub mod source;
 
 pub use decode::{Pixels, decode_region};
 pub use density::Density;
 pub use encode::{Format, Options, encode};
 pub use error::ImagingError;
 pub use limits::Limits;
-pub use probe::{Probe, SourceFormat, probe};
+pub use probe::{Probe, SourceFormat, probe, probe_source};
 pub use resize::resize;
+pub use source::Source;

@@ -8,7 +8,7 @@ use crate::Pixels;
 use crate::error::{Result, unreadable};
 use crate::shrink::Shrinker;
 use image::{RgbImage, RgbaImage};
-use std::io::Cursor;
+use std::io::{BufReader, Cursor, Read, Seek};
 
 /// What the header says about the rows, for choosing the path.
 pub(crate) fn streamable(bytes: &[u8]) -> bool {
@@ -20,12 +20,12 @@ pub(crate) fn streamable(bytes: &[u8]) -> bool {
 /// The `region` (x, y, w, h, stored pixels) shrunk by `factor`, RGB, or
 /// RGBA when `keep_alpha` and the source has alpha.
 pub(crate) fn decode_shrunk(
-    bytes: &[u8],
+    source: impl Read + Seek,
     region: (u32, u32, u32, u32),
     factor: u32,
     keep_alpha: bool,
 ) -> Result<Pixels> {
-    let mut d = png::Decoder::new(Cursor::new(bytes));
+    let mut d = png::Decoder::new(BufReader::new(source));
     d.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = d.read_info().map_err(unreadable)?;
     let (color, _) = reader.output_color_type();

@@ -3,6 +3,7 @@
 
 use crate::Limits;
 use crate::error::{ImagingError, Result, decoder_failed, unreadable};
+use crate::source::{HEAD_BYTES, Source};
 use image::metadata::Orientation;
 use image::{ImageDecoder, ImageReader};
 use std::io::Cursor;
@@ -90,6 +91,26 @@ fn sniff(bytes: &[u8]) -> Result<SourceFormat> {
 }
 
 /// Reads the header only and checks the source limits.
+/// [`probe`] from the first [`HEAD_BYTES`] of a source, which may be a
+/// stream; the whole source when the header runs past them.
+pub fn probe_source<S: Source + ?Sized>(src: &S, limits: &Limits) -> Result<Probe> {
+    if src.len() > limits.max_source_bytes {
+        return Err(ImagingError::TooLarge(format!(
+            "the source has {} bytes; previews are made from at most {} (preview_max_source_bytes)",
+            src.len(),
+            limits.max_source_bytes
+        )));
+    }
+    let head = src.head(HEAD_BYTES)?;
+    match probe(&head, limits) {
+        Err(ImagingError::Unprocessable(_)) if (head.len() as u64) < src.len() => {
+            drop(head);
+            probe(&src.bytes()?, limits)
+        }
+        other => other,
+    }
+}
+
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe> {
     if bytes.len() as u64 > limits.max_source_bytes {
         return Err(ImagingError::TooLarge(format!(

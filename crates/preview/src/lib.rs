@@ -9,6 +9,7 @@ pub mod cache;
 pub mod etag;
 pub mod pipeline;
 pub mod proxy;
+pub mod source;
 #[cfg(target_arch = "wasm32")]
 pub mod spin;
 

@@ -5,7 +5,7 @@
 
 use crate::args::{Format, PreviewArgs};
 use assetgate_imaging::{
-    Density, ImagingError, Limits, Options, decode_region, encode, probe, resize,
+    Density, ImagingError, Limits, Options, Source, decode_region, encode, probe_source, resize,
 };
 
 type Result<T> = std::result::Result<T, ImagingError>;
@@ -19,9 +19,14 @@ pub struct Rendered {
     pub format: Format,
 }
 
-/// Renders `args` from the image in `bytes`.
-pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rendered> {
-    let p = probe(bytes, limits)?;
+/// Renders `args` from the image in `src` (a buffer, or a stored blob
+/// read as a stream).
+pub fn render<S: Source + ?Sized>(
+    src: &S,
+    args: &PreviewArgs,
+    limits: &Limits,
+) -> Result<Rendered> {
+    let p = probe_source(src, limits)?;
     let (ow, oh) = p.oriented();
     let (tw, th) = args
         .output_size(ow, oh)
@@ -36,7 +41,7 @@ pub fn render(bytes: &[u8], args: &PreviewArgs, limits: &Limits) -> Result<Rende
         .crop
         .map_or((0, 0, ow, oh), |c| (c.x, c.y, c.width, c.height));
     let keep_alpha = args.format != Format::Jpeg;
-    let pixels = decode_region(bytes, &p, region, (tw, th), keep_alpha, limits)?;
+    let pixels = decode_region(src, &p, region, (tw, th), keep_alpha, limits)?;
     let pixels = resize(pixels, tw, th)?;
     let options = Options {
         quality: args.quality,
@@ -204,7 +209,7 @@ mod tests {
     fn exif_orientation_is_applied() {
         // Orientation 6: the stored image is rotated 90° clockwise for display.
         let src = jpeg_with_orientation(&quadrants(400, 200), 6);
-        let p = probe(&src, &Limits::default()).unwrap();
+        let p = assetgate_imaging::probe(&src, &Limits::default()).unwrap();
         assert_eq!(
             (p.orientation, p.oriented()),
             (Orientation::Rotate90, (200, 400))

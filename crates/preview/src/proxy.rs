@@ -6,6 +6,7 @@
 use crate::args::{PreviewArgs, Rendition};
 use crate::etag;
 use crate::pipeline;
+use crate::source::StoredSource;
 use assetgate_catalog::provenance::Provenance;
 use assetgate_catalog::{Asset, Catalog, Origin};
 use assetgate_identity::access::{self, COMPUTE_REPOSITORY, PHRASEANET_REPOSITORY};
@@ -282,14 +283,15 @@ pub fn render_and_cache<K: Kv + ?Sized>(
             ),
         ));
     }
-    let store = |e: StoreError| {
-        eprintln!("preview: store error: {e}");
-        (500, "internal error".to_string())
-    };
-    let source = Blobs::new(kv, blobs).read_all(&asset.id).map_err(store)?;
-    let rendered = pipeline::render(&source, args, &cfg.limits)
-        .map_err(|e: ImagingError| (e.status(), e.message().to_string()))?;
-    drop(source);
+    let source = StoredSource::new(kv, blobs, &asset.id, asset.size);
+    let rendered = pipeline::render(&source, args, &cfg.limits).map_err(|e: ImagingError| {
+        if e.status() >= 500 {
+            eprintln!("preview: {}: {}", asset.id, e.message());
+            (500, "internal error".to_string())
+        } else {
+            (e.status(), e.message().to_string())
+        }
+    })?;
     // A concurrent request may have cached the same bytes meanwhile: either
     // way the entry is whole (the descriptor is written last).
     let cached = match Blobs::new(kv, blobs).put(cache_id, &rendered.bytes, args.format.mime(), now)

@@ -106,6 +106,10 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         Blobs { kv, config }
     }
 
+    pub(crate) fn kv(&self) -> &'a K {
+        self.kv
+    }
+
     pub fn config(&self) -> BlobConfig {
         self.config
     }

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod blob;
+pub mod blob_reader;
 pub mod error;
 pub mod hash;
 pub mod index;
@@ -25,6 +26,7 @@ pub mod spin;
 
 pub use backend::Kv;
 pub use blob::{BlobConfig, BlobWriter, Blobs, ChunkWrite, Descriptor};
+pub use blob_reader::BlobReader;
 pub use error::{ErrorCode, Result, StoreError};
 pub use hash::{Digests, MultiHasher};
 pub use index::{Index, Page};
