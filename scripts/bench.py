@@ -7,6 +7,12 @@ Exits non-zero when a run fails, never because a figure is slow.
 
   P1  preview of a 24 MP JPEG to fit 600x400 (JPEG), median of N renders
       vs vipsthumbnail producing the same box
+  P1c the reference's crop, 590x390 at (10, 10) of the 24 MP JPEG at full
+      resolution, median of N renders
+      vs `vips crop` + JPEG save of the same region
+  P1m peak memory of one P1 render: the preview instance's linear memory
+      (the host's `instance ended … peak_memory_bytes`)
+      vs vipsthumbnail's peak RSS for the same box
   P2  /process with 3 renditions (2000 px JPEG q85, 600 px PNG, 200 px WebP)
       to a local target, until the 3 events are in the journal
       vs ImageMagick convert producing the same three files
@@ -103,6 +109,7 @@ class Host:
                 "--state-dir", state, "--cache-dir", os.path.join(WORK, "compile-cache")]
         for k, v in variables.items():
             args += ["--variable", f"{k}={v}"]
+        self.state = state
         self.stderr = open(os.path.join(state, "host.log"), "wb")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.stderr)
         deadline = time.time() + 300
@@ -221,8 +228,53 @@ def password_hash(pw):
     return out.stdout.decode().strip()
 
 
-def p1_p5(app, photo, vips, runs, wrk, probe_host):
-    # Upload the photo through the Phraseanet upload service.
+def logged_peaks(app, component):
+    """The peaks the host logged so far for `component`'s instances."""
+    with open(os.path.join(app.state, "host.log"), "rb") as f:
+        text = f.read().decode(errors="replace")
+    return [int(m) for m in re.findall(
+        rf"instance ended component={component} peak_memory_bytes=(\d+)", text)]
+
+
+def peak_rss_kib(cmd):
+    """Runs `cmd` alone in a fresh Python and returns its peak RSS (KiB)."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    return int(run([sys.executable, "-c", probe] + cmd).stdout.decode().split()[-1])
+
+
+def p1c_p1m(app, photo, vips, runs, asset, ticket):
+    def render(args):
+        status, _, body = request(
+            "GET", f"{app.base}/proxy?ticket={ticket}&objectid={asset}&rendition=preview&preview-args={args}")
+        assert status == 200, body
+        return body
+
+    crop = "cropWidth_590_cropHeight_390_cropOffsetX_10_cropOffsetY_10"
+    render(f"{crop}_quality_99.jpg")
+    ours = [timed(lambda: render(f"{crop}_quality_{60 + i}.jpg")) for i in range(runs)]
+    out = os.path.join(WORK, "vips-crop.jpg")
+    vips_cli = os.path.join(os.path.dirname(vips), "vips")
+    base = [timed(lambda: run([vips_cli, "crop", photo, out + "[Q=85]", "10", "10", "590", "390"]))
+            for _ in range(runs)]
+    record("P1c", "crop 590x390 at (10,10) of the 24 MP JPEG, full resolution (median s)",
+           statistics.median(ours), statistics.median(base), "s", "vips crop + save")
+
+    before = len(logged_peaks(app, "preview"))
+    render("maxWidth_600_maxHeight_400_quality_58.jpg")
+    deadline = time.time() + 10
+    while len(logged_peaks(app, "preview")) <= before and time.time() < deadline:
+        time.sleep(0.05)
+    ours_mib = logged_peaks(app, "preview")[before] / (1 << 20)
+    vips_mib = peak_rss_kib([vips, photo, "-s", "600x400", "-o",
+                             os.path.join(WORK, "vips-m.jpg") + "[Q=85]"]) / 1024
+    record("P1m", "peak memory of one P1 render (MiB): instance linear memory vs peak RSS",
+           ours_mib, vips_mib, "MiB", "vipsthumbnail peak RSS")
+
+
+def upload_photo(app, photo):
+    """The photo uploaded through the Phraseanet upload service, and a
+    preview log-on ticket."""
     with open(photo, "rb") as f:
         status, _, body = request("POST", app.base + "/assets", f.read(), {
             "authorization": "Bearer bench-upload", "content-type": "image/jpeg",
@@ -233,7 +285,11 @@ def p1_p5(app, photo, vips, runs, wrk, probe_host):
     status, _, body = request("POST", app.base + "/proxy/logon", form,
                               {"content-type": "application/x-www-form-urlencoded"})
     assert status == 200, body
-    ticket = json.loads(body)["ticket"]
+    return asset, json.loads(body)["ticket"]
+
+
+def p1_p5(app, photo, vips, runs, wrk, probe_host):
+    asset, ticket = upload_photo(app, photo)
 
     def preview(q):
         args = f"maxWidth_600_maxHeight_400_quality_{q}.jpg"
@@ -455,7 +511,7 @@ def main():
     p.add_argument("--runs", type=int, default=11)
     p.add_argument("--big-mib", type=int, default=1024)
     p.add_argument("--events", type=int, default=10000)
-    p.add_argument("--only", default="P1,P2,P3,P3r,P5,P6", help="comma-separated figures")
+    p.add_argument("--only", default="P1,P1c,P1m,P2,P3,P3r,P5,P6", help="comma-separated figures")
     a = p.parse_args()
     only = set(a.only.split(","))
     vips = tool("libvips-tools", ["vipsthumbnail"])
@@ -480,6 +536,8 @@ def main():
     asset = None
     if only & {"P1", "P5", "P2"}:
         asset = p1_p5(app, photo, vips, a.runs, wrk, probe)
+    if only & {"P1c", "P1m"}:
+        p1c_p1m(app, photo, vips, a.runs, *upload_photo(app, photo))
     compute = Compute(app, tok)
     if "P2" in only:
         p2(app, compute, asset, photo, convert, sink, max(3, a.runs // 3))

@@ -45,6 +45,15 @@ pub fn decode_region<S: Source + ?Sized>(
     keep_alpha: bool,
     limits: &Limits,
 ) -> Result<Pixels> {
+    let want = Wanted {
+        region,
+        target,
+        keep_alpha,
+    };
+    if p.format == SourceFormat::Jpeg && crate::jpeg_bands::streamable(&src.head(HEAD_BYTES)?) {
+        return jpeg_by_bands(src, p, &want, limits);
+    }
+    // Progressive and other JPEGs the bands cannot read keep DCT scaling.
     let scale = if p.format == SourceFormat::Jpeg {
         jpeg_scale((region.2, region.3), target)
     } else {
@@ -52,31 +61,26 @@ pub fn decode_region<S: Source + ?Sized>(
     };
     let need = decode_budget(src.len(), p, scale);
     if need > limits.max_decode_bytes {
-        let want = Wanted {
-            region,
-            target,
-            keep_alpha,
-        };
-        let head = src.head(HEAD_BYTES)?;
-        if let Some(pixels) = png_by_rows(src, &head, p, &want, limits)? {
+        if let Some(pixels) = png_by_rows(src, p, &want, limits)? {
             return Ok(pixels);
         }
-        if let Some(pixels) = jpeg_by_bands(src, &head, p, &want, limits)? {
-            return Ok(pixels);
-        }
-        return Err(ImagingError::TooLarge(format!(
-            "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB (preview_max_decode_bytes): ask for a smaller box or crop",
-            p.width,
-            p.height,
-            need >> 20,
-            limits.max_decode_bytes >> 20
-        )));
+        return Err(too_large(p, scale, need, limits));
     }
     let bytes = src.bytes()?;
     let (pixels, scale) = decode(&bytes, p, (region.2, region.3), target, keep_alpha)?;
     drop(bytes);
     let pixels = orient(pixels, p.orientation);
     Ok(crop(pixels, region, scale))
+}
+
+fn too_large(p: &Probe, scale: u32, need: u64, limits: &Limits) -> ImagingError {
+    ImagingError::TooLarge(format!(
+        "this output needs the {}x{} source decoded at 1/{scale} scale (about {} MiB); the limit is {} MiB (preview_max_decode_bytes): ask for a smaller box or crop",
+        p.width,
+        p.height,
+        need.div_ceil(1 << 20),
+        limits.max_decode_bytes >> 20
+    ))
 }
 
 /// What a caller of [`decode_region`] asked for.
@@ -92,7 +96,6 @@ struct Wanted {
 /// it does not apply or does not fit either.
 fn png_by_rows<S: Source + ?Sized>(
     src: &S,
-    head: &[u8],
     p: &Probe,
     want: &Wanted,
     limits: &Limits,
@@ -104,7 +107,7 @@ fn png_by_rows<S: Source + ?Sized>(
     } = *want;
     if p.format != SourceFormat::Png
         || p.orientation != Orientation::NoTransforms
-        || !crate::png_rows::streamable(head)
+        || !crate::png_rows::streamable(&src.head(HEAD_BYTES)?)
     {
         return Ok(None);
     }
@@ -121,32 +124,43 @@ fn png_by_rows<S: Source + ?Sized>(
     crate::png_rows::decode_shrunk(reader, region, factor, keep_alpha).map(Some)
 }
 
-/// A baseline JPEG too large to decode whole, read in bands of MCU rows
-/// and shrunk on load (see [`crate::jpeg_bands`]) when that fits the
-/// budget; `None` when it does not apply or does not fit either. The
-/// region is cut in stored pixels; the small result is then oriented.
+/// A baseline JPEG, read in bands of MCU rows (see [`crate::jpeg_bands`])
+/// at the smallest DCT scale that covers the output, the source streamed.
+/// The scaled region is kept whole when it fits the budget (the result is
+/// then the whole-image path's exactly), else box-shrunk on load by the
+/// whole factor the output allows. The region is cut in stored pixels; the
+/// small result is then oriented. Over the budget even so is `TooLarge`,
+/// before any pixel is decoded.
 fn jpeg_by_bands<S: Source + ?Sized>(
     src: &S,
-    head: &[u8],
     p: &Probe,
     want: &Wanted,
     limits: &Limits,
-) -> Result<Option<Pixels>> {
-    if p.format != SourceFormat::Jpeg || !crate::jpeg_bands::streamable(head) {
-        return Ok(None);
-    }
+) -> Result<Pixels> {
     let Wanted { region, target, .. } = *want;
-    let factor = shrink_factor(region, target);
+    let scale = jpeg_scale((region.2, region.3), target);
     let stored = stored_region(p, region);
-    let need = src.resident()
-        + Shrinker::peak_bytes(stored.2, stored.3, 3, factor)
-        + crate::jpeg_bands::working_bytes(p.width, stored.2);
+    let (sw, sh) = (stored.2.div_ceil(scale), stored.3.div_ceil(scale));
+    let need = |factor| {
+        src.resident()
+            + Shrinker::peak_bytes(sw, sh, 3, factor)
+            + crate::jpeg_bands::working_bytes(p.width.div_ceil(scale), sw)
+    };
+    let factor = if need(1) <= limits.max_decode_bytes {
+        1
+    } else {
+        shrink_factor(
+            (0, 0, region.2.div_ceil(scale), region.3.div_ceil(scale)),
+            target,
+        )
+    };
+    let need = need(factor);
     if need > limits.max_decode_bytes {
-        return Ok(None);
+        return Err(too_large(p, scale, need, limits));
     }
     let reader = src.open().map_err(unavailable)?;
-    let pixels = crate::jpeg_bands::decode_shrunk(reader, stored, factor)?;
-    Ok(Some(orient(pixels, p.orientation)))
+    let pixels = crate::jpeg_bands::decode_shrunk(reader, stored, scale, factor)?;
+    Ok(orient(pixels, p.orientation))
 }
 
 /// The whole factor a region can be box-shrunk by and still cover the
@@ -358,6 +372,18 @@ mod tests {
         assert!(decode_region(&src, &p, full, (300, 200), false, &tight).is_ok());
     }
 
+    /// The whole-image path (jpeg-decoder at the DCT scale, oriented,
+    /// cropped), which the band path must match.
+    fn whole_path(
+        src: &[u8],
+        p: &Probe,
+        region: (u32, u32, u32, u32),
+        target: (u32, u32),
+    ) -> Pixels {
+        let (pixels, scale) = decode(src, p, (region.2, region.3), target, false).unwrap();
+        crop(orient(pixels, p.orientation), region, scale)
+    }
+
     /// A photo-like JPEG with an EXIF orientation (1 to 8).
     fn oriented_jpeg(w: u32, h: u32, exif_orientation: u16) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| {
@@ -405,8 +431,10 @@ mod tests {
                 ((10, 10, 590, 390), (590, 390)),
                 ((13, 7, 501, 333), (167, 111)),
                 ((ow - 77, oh - 41, 77, 41), (77, 41)),
+                ((0, 0, ow, oh), (ow / 4, oh / 4)),
+                ((13, 7, 501, 333), (31, 20)),
             ] {
-                let whole = decode_region(&src, &p, region, target, false, &roomy).unwrap();
+                let whole = whole_path(&src, &p, region, target);
                 let whole = crate::resize(whole, target.0, target.1).unwrap();
                 let bands = decode_region(&src, &p, region, target, false, &tight)
                     .unwrap_or_else(|e| panic!("{o} {region:?}: {e:?}"));
@@ -461,8 +489,12 @@ mod tests {
             let region = (3, 5, 700, 600);
             let streamed = decode_region(&s, &p, region, (700, 600), false, &tight).unwrap();
             assert!(!s.read_whole.get(), "{:?} was read whole", p.format);
-            let whole = decode_region(&src[..], &p, region, (700, 600), false, &Limits::default());
-            assert_eq!(max_diff(&streamed, &whole.unwrap()), 0);
+            let whole = if p.format == SourceFormat::Jpeg {
+                whole_path(&src, &p, region, (700, 600))
+            } else {
+                decode_region(&src[..], &p, region, (700, 600), false, &Limits::default()).unwrap()
+            };
+            assert_eq!(max_diff(&streamed, &whole), 0);
         }
     }
 

@@ -7,9 +7,21 @@ use std::io::Read;
 
 const LOOKUP_BITS: u32 = 9;
 
+/// An AC code and its value bits together, for the common short ones:
+/// bits consumed (0: not in the table), zero run, coefficient.
+#[derive(Clone, Copy, Default)]
+struct Fast {
+    len: u8,
+    run: u8,
+    value: i16,
+}
+
 pub struct Table {
     /// For each 9-bit prefix: (code length, symbol), length 0 when longer.
     lookup: Vec<(u8, u8)>,
+    /// For each 9-bit prefix: an AC coefficient decoded whole (libjpeg's
+    /// and stb_image's "fast AC"), when code and value fit in 9 bits.
+    fast: Vec<Fast>,
     /// Per code length 1..=16: the largest code, or -1.
     maxcode: [i32; 18],
     /// Per code length: symbol index minus the first code of that length.
@@ -58,8 +70,25 @@ impl Table {
             code <<= 1;
         }
         maxcode[17] = i32::MAX;
+        let fast = (0..1u32 << LOOKUP_BITS)
+            .map(|prefix| {
+                let (len, rs) = lookup[prefix as usize];
+                let (run, size) = (rs >> 4, (rs & 15) as u32);
+                let total = len as u32 + size;
+                if len == 0 || size == 0 || total > LOOKUP_BITS {
+                    return Fast::default();
+                }
+                let raw = (prefix >> (LOOKUP_BITS - total)) & ((1 << size) - 1);
+                Fast {
+                    len: total as u8,
+                    run,
+                    value: extend(raw, size) as i16,
+                }
+            })
+            .collect();
         Ok(Table {
             lookup,
+            fast,
             maxcode,
             valoffset,
             values,
@@ -119,6 +148,17 @@ pub fn block<R: Read>(
     coef[0] = *pred as i16;
     let mut k = 1usize;
     while k < 64 {
+        let f = ac.fast[bits.peek(input, LOOKUP_BITS) as usize];
+        if f.len > 0 {
+            bits.consume(f.len as u32);
+            k += f.run as usize;
+            if k > 63 {
+                return Err("an AC run goes past the end of a block".into());
+            }
+            coef[UNZIGZAG[k] as usize] = f.value;
+            k += 1;
+            continue;
+        }
         let rs = ac.decode(bits, input)?;
         let (run, size) = ((rs >> 4) as usize, (rs & 15) as u32);
         if size == 0 {

@@ -104,6 +104,75 @@ pub fn block(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
     }
 }
 
+/// The reduced transforms (`jpeg-decoder`'s, after Dugad and Ahuja's
+/// scheme for size change in the compressed domain): an 8×8 block gives
+/// `size` × `size` samples, for decoding at 1/2, 1/4 or 1/8 scale.
+pub fn scaled_block(size: usize, coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
+    match size {
+        8 => block(coef, q, out, stride),
+        4 => block4(coef, q, out, stride),
+        2 => block2(coef, q, out, stride),
+        _ => {
+            let s0 = (W(coef[0] as i32 * q[0] as i32) + W(128 * 8)) / W(8);
+            out[0] = clamp(s0);
+        }
+    }
+}
+
+#[allow(clippy::excessive_precision)]
+fn block4(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
+    const CONST_BITS: usize = 12;
+    const PASS1_BITS: usize = 2;
+    const FINAL_BITS: usize = CONST_BITS + PASS1_BITS + 3;
+    let dq = |i: usize| W(coef[i] as i32 * q[i] as i32);
+    let mut temp = [W(0i32); 16];
+    for i in 0..4 {
+        let (s0, s1, s2, s3) = (dq(i), dq(i + 8), dq(i + 16), dq(i + 24));
+        let x0 = (s0 + s2) << PASS1_BITS;
+        let x2 = (s0 - s2) << PASS1_BITS;
+        let p1 = (s1 + s3) * W(f2f(0.541196100));
+        let t0 = (p1 + s3 * W(f2f(-1.847759065)) + W(512)) >> (CONST_BITS - PASS1_BITS);
+        let t2 = (p1 + s1 * W(f2f(0.765366865)) + W(512)) >> (CONST_BITS - PASS1_BITS);
+        temp[i] = x0 + t2;
+        temp[i + 12] = x0 - t2;
+        temp[i + 4] = x2 + t0;
+        temp[i + 8] = x2 - t0;
+    }
+    for i in 0..4 {
+        let (s0, s1, s2, s3) = (
+            temp[i * 4],
+            temp[i * 4 + 1],
+            temp[i * 4 + 2],
+            temp[i * 4 + 3],
+        );
+        let x0 = (s0 + s2) << CONST_BITS;
+        let x2 = (s0 - s2) << CONST_BITS;
+        let p1 = (s1 + s3) * W(f2f(0.541196100));
+        let t0 = p1 + s3 * W(f2f(-1.847759065));
+        let t2 = p1 + s1 * W(f2f(0.765366865));
+        let round = W(1 << (FINAL_BITS - 1)) + W(128 << FINAL_BITS);
+        let (x0, x2) = (x0 + round, x2 + round);
+        let o = &mut out[i * stride..i * stride + 4];
+        o[0] = clamp((x0 + t2) >> FINAL_BITS);
+        o[3] = clamp((x0 - t2) >> FINAL_BITS);
+        o[1] = clamp((x2 + t0) >> FINAL_BITS);
+        o[2] = clamp((x2 - t0) >> FINAL_BITS);
+    }
+}
+
+fn block2(coef: &[i16; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
+    const SCALE_BITS: usize = 3;
+    let dq = |i: usize| W(coef[i] as i32 * q[i] as i32);
+    let (x0, x2) = (dq(0) + dq(8), dq(0) - dq(8));
+    let (x1, x3) = (dq(1) + dq(9), dq(1) - dq(9));
+    let round = W(1 << (SCALE_BITS - 1)) + W(128 << SCALE_BITS);
+    let (x0, x2) = (x0 + round, x2 + round);
+    out[0] = clamp((x0 + x1) >> SCALE_BITS);
+    out[1] = clamp((x0 - x1) >> SCALE_BITS);
+    out[stride] = clamp((x2 + x3) >> SCALE_BITS);
+    out[stride + 1] = clamp((x2 - x3) >> SCALE_BITS);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

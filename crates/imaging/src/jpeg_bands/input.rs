@@ -73,6 +73,10 @@ impl<R: Read> Input<R> {
 pub struct Bits {
     acc: u64,
     count: u32,
+    /// Of `count`, the zero bits fed after a marker (the last ones).
+    fake: u32,
+    /// Whether a block consumed fed zeros: the data ended early.
+    pub overrun: bool,
     /// A marker met inside the data (RSTn, EOI): no more bits until it is
     /// taken; zeros are fed meanwhile, as decoders do for short data.
     pub marker: Option<u8>,
@@ -83,16 +87,48 @@ impl Bits {
         Bits {
             acc: 0,
             count: 0,
+            fake: 0,
+            overrun: false,
             marker: None,
         }
     }
 
     fn fill<R: Read>(&mut self, input: &mut Input<R>) {
+        // Eight buffered bytes at once when none of them is 0xFF.
+        if self.marker.is_none() && input.pos + 8 <= input.len {
+            let w = u64::from_be_bytes(
+                input.buf[input.pos..input.pos + 8]
+                    .try_into()
+                    .unwrap_or([0xFF; 8]),
+            );
+            let inv = !w;
+            let has_ff = inv.wrapping_sub(0x0101_0101_0101_0101) & w & 0x8080_8080_8080_8080 != 0;
+            if !has_ff {
+                let n = (64 - self.count) / 8;
+                let v = if n == 8 { w } else { w >> (64 - 8 * n) };
+                self.acc |= v << (64 - self.count - 8 * n);
+                input.pos += n as usize;
+                self.count += 8 * n;
+                return;
+            }
+        }
         while self.count <= 56 {
+            // The common case: a plain byte already in the buffer.
+            if self.marker.is_none() && input.pos < input.len && input.buf[input.pos] != 0xFF {
+                self.acc |= (input.buf[input.pos] as u64) << (56 - self.count);
+                input.pos += 1;
+                self.count += 8;
+                continue;
+            }
             let mut b = 0u8;
-            if self.marker.is_none() {
+            if self.marker.is_some() {
+                self.fake += 8;
+            } else {
                 match input.next() {
-                    None => self.marker = Some(0xD9),
+                    None => {
+                        self.marker = Some(0xD9);
+                        self.fake += 8;
+                    }
                     Some(0xFF) => {
                         let mut next = input.next();
                         while next == Some(0xFF) {
@@ -100,8 +136,14 @@ impl Bits {
                         }
                         match next {
                             Some(0) => b = 0xFF,
-                            Some(m) => self.marker = Some(m),
-                            None => self.marker = Some(0xD9),
+                            Some(m) => {
+                                self.marker = Some(m);
+                                self.fake += 8;
+                            }
+                            None => {
+                                self.marker = Some(0xD9);
+                                self.fake += 8;
+                            }
                         }
                     }
                     Some(v) => b = v,
@@ -123,6 +165,10 @@ impl Bits {
     pub fn consume(&mut self, n: u32) {
         self.acc <<= n;
         self.count -= n;
+        if self.count < self.fake {
+            self.overrun = true;
+            self.fake = self.count;
+        }
     }
 
     pub fn take<R: Read>(&mut self, input: &mut Input<R>, n: u32) -> u32 {
@@ -139,6 +185,7 @@ impl Bits {
     pub fn reset(&mut self) {
         self.acc = 0;
         self.count = 0;
+        self.fake = 0;
     }
 }
 
@@ -154,7 +201,9 @@ mod tests {
         assert_eq!(bits.take(&mut input, 3), 0b101);
         assert_eq!(bits.take(&mut input, 5), 0);
         assert_eq!(bits.take(&mut input, 8), 0xFF, "FF 00 is one FF byte");
+        assert!(!bits.overrun);
         assert_eq!(bits.take(&mut input, 8), 0, "zeros after the marker");
+        assert!(bits.overrun, "those zeros were not data");
         assert_eq!(bits.marker, Some(0xD0));
         assert_eq!(
             input.byte().unwrap(),

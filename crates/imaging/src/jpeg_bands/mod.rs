@@ -38,10 +38,14 @@ pub(crate) fn working_bytes(width: u32, region_width: u32) -> u64 {
     3 * 32 * padded * 3 + (64 << 10) + region_width as u64 * 6
 }
 
-/// The `region` (x, y, w, h, stored pixels) as RGB, shrunk by `factor`.
+/// The `region` (x, y, w, h, stored pixels) decoded at 1/`scale` (1, 2, 4
+/// or 8: the reduced transforms) as RGB, then shrunk by `factor`. The
+/// region is cut from the scaled image as the whole-image path cuts it:
+/// from x / scale, y / scale, its size rounded up.
 pub(crate) fn decode_shrunk<R: Read>(
     source: R,
     region: (u32, u32, u32, u32),
+    scale: u32,
     factor: u32,
 ) -> Result<Pixels> {
     let mut input = Input::new(source);
@@ -49,7 +53,7 @@ pub(crate) fn decode_shrunk<R: Read>(
         HeaderError::Unsupported(m) => unreadable(format!("{m} cannot be read in bands")),
         HeaderError::Bad(m) => unreadable(m),
     })?;
-    let mut bands = Bands::new(&header, region, factor)?;
+    let mut bands = Bands::new(&header, region, scale, factor)?;
     bands.run(&header, &mut input).map_err(unreadable)?;
     let (w, h, out) = bands.shrinker.finish();
     RgbImage::from_raw(w, h, out)
@@ -93,7 +97,11 @@ impl Plane {
 }
 
 struct Bands {
+    /// In scaled pixels.
     region: (usize, usize, usize, usize),
+    /// Samples per block side: 8 / scale.
+    block: usize,
+    /// The scaled image's height.
     height: usize,
     mcu: (usize, usize),
     mcus: (usize, usize),
@@ -104,7 +112,7 @@ struct Bands {
 }
 
 impl Bands {
-    fn new(h: &Header, region: (u32, u32, u32, u32), factor: u32) -> Result<Bands> {
+    fn new(h: &Header, region: (u32, u32, u32, u32), scale: u32, factor: u32) -> Result<Bands> {
         let (x, y, w, rh) = (
             region.0 as usize,
             region.1 as usize,
@@ -116,25 +124,38 @@ impl Bands {
                 "the region is outside the image".into(),
             ));
         }
+        let scale = match scale {
+            1 | 2 | 4 | 8 => scale as usize,
+            _ => return Err(unreadable("a DCT scale must be 1, 2, 4 or 8")),
+        };
+        let d = 8 / scale;
+        // The scaled image and the region cut from it, as `decode::crop`
+        // cuts the whole-image path's.
+        let (sw, sh) = ((h.width * d).div_ceil(8), (h.height * d).div_ceil(8));
+        let (x, y) = ((x / scale).min(sw - 1), (y / scale).min(sh - 1));
+        let (w, rh) = (
+            w.div_ceil(scale).clamp(1, sw - x),
+            rh.div_ceil(scale).clamp(1, sh - y),
+        );
         let hmax = h.components.iter().map(|c| c.h).max().unwrap_or(1);
         let vmax = h.components.iter().map(|c| c.v).max().unwrap_or(1);
-        let mcu = (8 * hmax, 8 * vmax);
-        let mcus = (h.width.div_ceil(mcu.0), h.height.div_ceil(mcu.1));
+        let mcu = (d * hmax, d * vmax);
+        let mcus = (h.width.div_ceil(8 * hmax), h.height.div_ceil(8 * vmax));
         let planes = h
             .components
             .iter()
             .map(|c| {
                 let (hr, vr) = (hmax / c.h, vmax / c.v);
-                let stride = mcus.0 * c.h * 8;
-                let ring_rows = 3 * c.v * 8;
-                let lo = x.saturating_sub(mcu.0) / hr / 8;
-                let hi = ((x + w + mcu.0) / hr / 8 + 1).min(mcus.0 * c.h);
+                let stride = mcus.0 * c.h * d;
+                let ring_rows = 3 * c.v * d;
+                let lo = x.saturating_sub(mcu.0) / hr / d;
+                let hi = ((x + w + mcu.0) / hr / d + 1).min(mcus.0 * c.h);
                 Plane {
                     stride,
                     ring_rows,
                     ring: vec![0; stride * ring_rows],
-                    width: (h.width * c.h).div_ceil(hmax),
-                    height: (h.height * c.v).div_ceil(vmax),
+                    width: (h.width * c.h * d).div_ceil(hmax * 8),
+                    height: (h.height * c.v * d).div_ceil(vmax * 8),
                     sampling: match (hr, vr) {
                         (1, 1) => Sampling::Full,
                         (2, 1) => Sampling::H2V1,
@@ -149,7 +170,8 @@ impl Bands {
             .collect();
         Ok(Bands {
             region: (x, y, w, rh),
-            height: h.height,
+            block: d,
+            height: sh,
             mcu,
             mcus,
             planes,
@@ -201,13 +223,17 @@ impl Bands {
                             let p = &mut self.planes[ci];
                             let col = mx * c.h + bx;
                             if transform && (p.cols.0..p.cols.1).contains(&col) {
-                                let row = (m * c.v * 8 + by * 8) % p.ring_rows;
-                                let at = row * p.stride + col * 8;
-                                idct::block(&coef, q, &mut p.ring[at..], p.stride);
+                                let d = self.block;
+                                let row = (m * c.v * d + by * d) % p.ring_rows;
+                                let at = row * p.stride + col * d;
+                                idct::scaled_block(d, &coef, q, &mut p.ring[at..], p.stride);
                             }
                         }
                     }
                 }
+            }
+            if bits.overrun {
+                return Err("the image data ends early".into());
             }
             if m >= 1 {
                 self.emit(m - 1);
@@ -237,6 +263,9 @@ impl Bands {
 
 /// Waits for the restart marker at the end of an interval.
 fn restart<R: Read>(bits: &mut Bits, input: &mut Input<R>) -> std::result::Result<(), String> {
+    if bits.overrun {
+        return Err("an interval's data ends before its restart marker".into());
+    }
     bits.reset();
     let marker = match bits.marker.take() {
         Some(m) => m,

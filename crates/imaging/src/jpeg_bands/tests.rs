@@ -83,7 +83,7 @@ fn whole(
 }
 
 fn streamed(src: &[u8], region: (u32, u32, u32, u32), factor: u32) -> (u32, u32, Vec<u8>) {
-    match decode_shrunk(src, region, factor).unwrap() {
+    match decode_shrunk(src, region, 1, factor).unwrap() {
         Pixels::Rgb(i) => (i.width(), i.height(), i.into_raw()),
         Pixels::Rgba(_) => panic!("bands give RGB"),
     }
@@ -146,6 +146,66 @@ fn streamed_regions_match_the_whole_decode() {
     eprintln!("{cases} regions, largest difference {worst}");
 }
 
+/// At 1/2, 1/4 and 1/8 (the reduced transforms): the same region cut
+/// from `jpeg-decoder`'s scaled whole decode, as `decode::crop` cuts it.
+#[test]
+fn scaled_regions_match_the_scaled_whole_decode() {
+    let (w, h) = (613, 419);
+    let mut cases = 0;
+    for sampling in [
+        SamplingFactor::F_1_1,
+        SamplingFactor::F_2_1,
+        SamplingFactor::F_1_2,
+        SamplingFactor::F_2_2,
+    ] {
+        let j = Jpeg {
+            sampling,
+            restart: Some(4),
+            grey: false,
+            optimized: false,
+        };
+        let src = encode(w, h, &j);
+        for scale in [2u32, 4, 8] {
+            let mut d = jpeg_decoder::Decoder::new(&src[..]);
+            d.scale(w.div_ceil(scale) as u16, h.div_ceil(scale) as u16)
+                .unwrap();
+            let rgb = d.decode().unwrap();
+            let info = d.info().unwrap();
+            let (sw, sh) = (info.width as u32, info.height as u32);
+            assert_eq!((sw, sh), (w.div_ceil(scale), h.div_ceil(scale)));
+            for region in [
+                (0, 0, w, h),
+                (10, 10, 590, 390),
+                (101, 203, 77, 201),
+                (w - 9, h - 9, 9, 9),
+            ] {
+                let x = (region.0 / scale).min(sw - 1);
+                let y = (region.1 / scale).min(sh - 1);
+                let cw = region.2.div_ceil(scale).clamp(1, sw - x);
+                let ch = region.3.div_ceil(scale).clamp(1, sh - y);
+                let mut want = Vec::new();
+                for row in y..y + ch {
+                    let at = ((row * sw + x) * 3) as usize;
+                    want.extend_from_slice(&rgb[at..at + cw as usize * 3]);
+                }
+                let got = match decode_shrunk(&src[..], region, scale, 1).unwrap() {
+                    Pixels::Rgb(i) => i,
+                    Pixels::Rgba(_) => unreachable!(),
+                };
+                assert_eq!(
+                    got.dimensions(),
+                    (cw, ch),
+                    "{sampling:?} 1/{scale} {region:?}"
+                );
+                let d = max_diff(&want, got.as_raw());
+                assert!(d <= 2, "{sampling:?} 1/{scale} {region:?}: {d}");
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 4 * 3 * 4);
+}
+
 #[test]
 fn grey_jpegs_stream_as_rgb() {
     let j = Jpeg {
@@ -194,18 +254,23 @@ fn damaged_data_is_an_error_or_pixels_never_a_panic() {
     };
     let src = encode(200, 120, &j);
     let region = (0, 0, 200, 120);
-    // Cut anywhere: the header is an error, the data ends in zeros or an
-    // error.
-    for cut in (0..src.len()).step_by(97) {
-        let _ = decode_shrunk(&src[..cut], region, 1);
+    // Cut anywhere before the end of the data: an error, never pixels
+    // padded with made-up data.
+    for cut in (0..src.len() - 2).step_by(97) {
+        let e = decode_shrunk(&src[..cut], region, 1, 1).unwrap_err();
+        assert_eq!(e.status(), 422, "cut at {cut}: {e:?}");
     }
+    assert!(
+        decode_shrunk(&src[..src.len() - 2], region, 1, 1).is_ok(),
+        "EOI missing"
+    );
     // Bytes flipped inside the entropy-coded data.
     for at in (src.len() / 2..src.len() - 2).step_by(53) {
         let mut bad = src.clone();
         bad[at] ^= 0x5A;
-        let _ = decode_shrunk(&bad[..], region, 2);
+        let _ = decode_shrunk(&bad[..], region, 2, 1);
     }
-    let e = decode_shrunk(&src[..], (150, 0, 51, 10), 1).unwrap_err();
+    let e = decode_shrunk(&src[..], (150, 0, 51, 10), 1, 1).unwrap_err();
     assert_eq!(e.status(), 400, "a region past the edge");
 }
 
