@@ -1,0 +1,213 @@
+//! `assetgate epifiles download`: chunk 0 says how many chunks there are,
+//! their size and the whole file's MD5; the others are fetched several at
+//! once and written at their offsets in `OUT.part`, each checked against
+//! its MD5. `OUT.assetgate-download` records the chunks on disk, so an
+//! interrupted download resumes; the whole file's MD5 is checked before
+//! `OUT.part` becomes `OUT`.
+
+use super::{SERVICE, beside, file_md5, load_state, md5_hex, response, save_state, xml};
+use crate::epifiles::upload::url_escape;
+use crate::fail::{Fail, Result};
+use crate::http::Client;
+use crate::progress::Progress;
+use serde_json::{Value, json};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One chunk as the server sends it.
+struct Chunk {
+    file: String,
+    bytes: Vec<u8>,
+}
+
+fn fetch(client: &Client, id: &str, index: u64) -> Result<Chunk> {
+    let r = client.send(
+        "GET",
+        &format!("{SERVICE}/{}?chunk_index={index}", url_escape(id)),
+        &[("accept", "application/xml")],
+        b"",
+    )?;
+    let inner = response(&r)?;
+    let file = xml::section(&inner, "file")
+        .ok_or_else(|| Fail::Integrity(format!("chunk {index}: no <file> in the answer")))?
+        .to_string();
+    if xml::tag(&file, "chunk_index").and_then(|v| v.parse::<u64>().ok()) != Some(index) {
+        return Err(Fail::Integrity(format!(
+            "chunk {index}: the server answered chunk {:?}",
+            xml::tag(&file, "chunk_index")
+        )));
+    }
+    use base64::Engine;
+    let content = xml::tag(&file, "content").unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(content.as_bytes())
+        .map_err(|e| Fail::Integrity(format!("chunk {index}: invalid base64: {e}")))?;
+    let want = xml::tag(&file, "hash").unwrap_or_default().to_lowercase();
+    if md5_hex(&bytes) != want {
+        return Err(Fail::Integrity(format!(
+            "chunk {index}: MD5 {} does not match the hash {want}",
+            md5_hex(&bytes)
+        )));
+    }
+    Ok(Chunk { file, bytes })
+}
+
+fn number(file: &str, name: &str) -> Result<u64> {
+    xml::tag(file, name)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Fail::Integrity(format!("the answer has no numeric <{name}>")))
+}
+
+pub fn download(
+    client: &Client,
+    id: &str,
+    out: &Path,
+    parallel: usize,
+    quiet: bool,
+) -> Result<Value> {
+    let first = fetch(client, id, 0)?;
+    let total = number(&first.file, "total_chunks")?.max(1);
+    let size = number(&first.file, "size")?;
+    let md5 = xml::tag(&first.file, "file_hash")
+        .unwrap_or_default()
+        .to_lowercase();
+    let chunk_size = first.bytes.len() as u64;
+    if total > 1 && chunk_size * (total - 1) >= size.max(1) || chunk_size * total < size {
+        return Err(Fail::Integrity(format!(
+            "{total} chunks of {chunk_size} bytes cannot make {size} bytes"
+        )));
+    }
+    let part = beside(out, ".part");
+    let state_path = beside(out, ".assetgate-download");
+    let fresh = json!({
+        "server": client.base, "id": id, "size": size, "md5": md5,
+        "total": total, "chunk_size": chunk_size, "done": [],
+    });
+    let resumable = std::fs::metadata(&part).is_ok_and(|m| m.len() == size);
+    let state = match load_state(&state_path) {
+        Some(s)
+            if resumable
+                && ["server", "id", "size", "md5", "total", "chunk_size"]
+                    .iter()
+                    .all(|k| s[k] == fresh[k]) =>
+        {
+            s
+        }
+        _ => fresh,
+    };
+    let have: Vec<u64> = state["done"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let resumed = have.len();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&part)
+        .map_err(|e| Fail::io(part.display(), e))?;
+    file.set_len(size)
+        .map_err(|e| Fail::io(part.display(), e))?;
+    let chunk_len = |i: u64| (size - i * chunk_size).min(chunk_size);
+    let already: u64 = have.iter().map(|&i| chunk_len(i)).sum();
+    let progress = Progress::new(&format!("download {id}"), size, already, quiet);
+    let shared = Mutex::new((state, None::<Fail>));
+    let write = |f: &mut std::fs::File, i: u64, bytes: &[u8]| -> Result<()> {
+        if bytes.len() as u64 != chunk_len(i) {
+            return Err(Fail::Integrity(format!(
+                "chunk {i} has {} bytes, expected {}",
+                bytes.len(),
+                chunk_len(i)
+            )));
+        }
+        f.seek(SeekFrom::Start(i * chunk_size))
+            .and_then(|_| f.write_all(bytes))
+            .map_err(|e| Fail::io(part.display(), e))
+    };
+    let record = |i: u64, len: u64| -> Result<()> {
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = s.0["done"].as_array_mut() {
+            d.push(json!(i));
+        }
+        save_state(&state_path, &s.0)?;
+        drop(s);
+        progress.add(len);
+        Ok(())
+    };
+    if !have.contains(&0) {
+        let mut f = file.try_clone().map_err(|e| Fail::io(part.display(), e))?;
+        write(&mut f, 0, &first.bytes)?;
+        record(0, first.bytes.len() as u64)?;
+    }
+    let queue = Mutex::new(
+        (1..total)
+            .rev()
+            .filter(|i| !have.contains(i))
+            .collect::<Vec<_>>(),
+    );
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.max(1) {
+            scope.spawn(|| {
+                let mut f = match file.try_clone() {
+                    Ok(f) => f,
+                    Err(e) => {
+                        shared.lock().unwrap_or_else(|e| e.into_inner()).1 =
+                            Some(Fail::io(part.display(), e));
+                        stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(i) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                        break;
+                    };
+                    let outcome = fetch(client, id, i).and_then(|c| {
+                        if number(&c.file, "total_chunks")? != total {
+                            return Err(Fail::Integrity(format!(
+                                "chunk {i}: total_chunks changed"
+                            )));
+                        }
+                        write(&mut f, i, &c.bytes)?;
+                        record(i, c.bytes.len() as u64)
+                    });
+                    if let Err(e) = outcome {
+                        shared
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .1
+                            .get_or_insert(e);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    if let Some(e) = shared.into_inner().unwrap_or_else(|e| e.into_inner()).1 {
+        return Err(e);
+    }
+    drop(file);
+    let (got, got_size) = file_md5(&part)?;
+    if got != md5 || got_size != size {
+        let _ = std::fs::remove_file(&state_path);
+        return Err(Fail::Integrity(format!(
+            "the file's MD5 is {got}, expected {md5} ({got_size} of {size} bytes); {} is kept for inspection",
+            part.display()
+        )));
+    }
+    std::fs::rename(&part, out).map_err(|e| Fail::io(out.display(), e))?;
+    let _ = std::fs::remove_file(&state_path);
+    Ok(json!({
+        "id": id,
+        "size": size,
+        "md5": md5,
+        "chunks": total,
+        "resumed_chunks": resumed,
+        "filename": xml::tag(&first.file, "filename"),
+        "content_type": xml::tag(&first.file, "content_type"),
+        "path": out.display().to_string(),
+    }))
+}
