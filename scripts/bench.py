@@ -16,8 +16,10 @@ Exits non-zero when a run fails, never because a figure is slow.
   P2  /process with 3 renditions (2000 px JPEG q85, 600 px PNG, 200 px WebP)
       to a local target, until the 3 events are in the journal
       vs ImageMagick convert producing the same three files
-  P3  1 GiB through the EpiFiles chunked protocol (8 MiB raw chunks, and
-      1 MiB base64 chunks), MD5 checked, then downloaded
+  P3  1 GiB through the EpiFiles chunked protocol, MD5 checked, then
+      downloaded: with the Python reference client one chunk at a time (8 MiB
+      raw chunks, and 1 MiB base64 chunks), and with the `assetgate` CLI at
+      --parallel 4 (8 MiB base64 chunks, and 8 MiB raw chunks)
       vs the same bytes PUT to and GET from a trivial loopback HTTP server
   P4  peak RSS of the host during P3 (absolute)
   P3r, P4r  P3 and P4 with the whole store in Redis (store_redis_url, a
@@ -45,6 +47,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST_BIN = os.environ.get("ASSETGATE_HOST") or os.path.join(ROOT, "target", "release", "assetgate-host")
+CLI_BIN = os.environ.get("ASSETGATE_CLI") or os.path.join(ROOT, "target", "release", "assetgate")
 WORK = os.path.join(ROOT, "target", "bench")
 ORG = "BENCH@AdobeOrg"
 RESULTS = []
@@ -434,8 +437,11 @@ def p3_p4(state, big, sink, users, redis=None):
     repo = ["--repository", "bench"]
     dest = os.path.join(WORK, "download.bin")
 
-    def download(file_id):
-        run([sys.executable, client, "download", url, file_id, dest])
+    def download(file_id, cli=False):
+        if cli:
+            run([CLI_BIN, "epifiles", "download", "--quiet", "--parallel", "4", url, file_id, dest])
+        else:
+            run([sys.executable, client, "download", url, file_id, dest])
         with open(dest, "rb") as f, open(big, "rb") as g:
             while True:
                 a, b = f.read(1 << 20), g.read(1 << 20)
@@ -445,17 +451,22 @@ def p3_p4(state, big, sink, users, redis=None):
         os.remove(dest)
 
     transfers = {}
-    for label, extra in [("8 MiB raw chunks", repo + ["--raw", "--chunk-size", str(8 << 20)]),
-                         ("1 MiB base64 chunks", repo + ["--chunk-size", str(1 << 20)])]:
+    cli = [CLI_BIN, "epifiles", "upload", "--quiet", "--parallel", "4"]
+    for label, command in [
+            ("8 MiB raw chunks", [sys.executable, client, "upload", *repo, "--raw", "--chunk-size", str(8 << 20)]),
+            ("1 MiB base64 chunks", [sys.executable, client, "upload", *repo, "--chunk-size", str(1 << 20)]),
+            ("CLI --parallel 4, 8 MiB base64 chunks", cli + [*repo, "--chunk-size", str(8 << 20)]),
+            ("CLI --parallel 4, 8 MiB raw chunks", cli + [*repo, "--raw", "--chunk-size", str(8 << 20)])]:
         out = {}
 
         def up():
-            out["r"] = json.loads(run([sys.executable, client, "upload", *extra, url, big]).stdout)
+            out["r"] = json.loads(run(command + [url, big]).stdout)
         t_up = timed(up)
         # Downloads always come in epifiles_download_chunk_size (1 MiB)
         # base64 chunks, each with its MD5: the protocol has no raw download.
-        t_down = timed(lambda: download(out["r"]["id"]))
-        transfers[label] = (t_up, t_down)
+        by_cli = command[0] == CLI_BIN
+        t_down = timed(lambda: download(out["r"]["id"], by_cli))
+        transfers[label] = (t_up, t_down, by_cli)
     rss = app.peak_rss_mib()
     app.stop()
 
@@ -467,9 +478,10 @@ def p3_p4(state, big, sink, users, redis=None):
     base_up, base_down = timed(put), timed(get)
     mib = size / (1 << 20)
     p3, p4, on = ("P3r", "P4r", ", store on Redis") if redis else ("P3", "P4", "")
-    for label, (t_up, t_down) in transfers.items():
+    for label, (t_up, t_down, by_cli) in transfers.items():
         record(p3, f"{mib:.0f} MiB upload, {label}{on} (s)", t_up, base_up, "s", "curl PUT to loopback sink")
-        record(p3, f"{mib:.0f} MiB download of that file, 1 MiB base64 chunks{on} (s)", t_down, base_down, "s",
+        how = "CLI --parallel 4, " if by_cli else ""
+        record(p3, f"{mib:.0f} MiB download of that file, {how}1 MiB base64 chunks{on} (s)", t_down, base_down, "s",
                "curl GET from loopback server")
     record(p4, f"peak RSS of the host during {p3} (MiB)", rss, None, "MiB", "-")
 

@@ -1,6 +1,9 @@
-//! MD5, SHA-1 and SHA-256 computed in one streaming pass, with a state
-//! that can be saved between requests: chunked protocols hash each chunk
-//! as it arrives instead of re-reading the whole blob at the end.
+//! MD5 and SHA-256 computed in one streaming pass, with a state that can be
+//! saved between requests: chunked protocols hash each chunk as it arrives
+//! instead of re-reading the whole blob at the end. MD5 is what EpiFiles
+//! and the chunk checks speak, SHA-256 what the catalog and the Phraseanet
+//! `hash` carry; SHA-1, which no protocol stores, is computed only when
+//! asked ([`sha1_hex`]).
 
 use md5::Digest;
 use md5::digest::common::hazmat::{SerializableState, SerializedState};
@@ -10,14 +13,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digests {
     pub md5: String,
-    pub sha1: String,
     pub sha256: String,
 }
 
 #[derive(Default, Clone)]
 pub struct MultiHasher {
     md5: md5::Md5,
-    sha1: sha1::Sha1,
     sha256: sha2::Sha256,
 }
 
@@ -28,14 +29,12 @@ impl MultiHasher {
 
     pub fn update(&mut self, bytes: &[u8]) {
         self.md5.update(bytes);
-        self.sha1.update(bytes);
         self.sha256.update(bytes);
     }
 
     pub fn finish(self) -> Digests {
         Digests {
             md5: hex::encode(self.md5.finalize()),
-            sha1: hex::encode(self.sha1.finalize()),
             sha256: hex::encode(self.sha256.finalize()),
         }
     }
@@ -44,13 +43,14 @@ impl MultiHasher {
     pub fn save(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(self.md5.serialize().as_slice());
-        out.extend_from_slice(self.sha1.serialize().as_slice());
         out.extend_from_slice(self.sha256.serialize().as_slice());
         out
     }
 
     /// A hasher resumed from [`MultiHasher::save`]; `None` if `state` is
-    /// not one (wrong length or impossible buffer position).
+    /// not one (wrong length or impossible buffer position). A state saved
+    /// before SHA-1 was dropped (MD5, SHA-1, SHA-256) still resumes, so an
+    /// upload under way across an upgrade goes on.
     pub fn restore(state: &[u8]) -> Option<MultiHasher> {
         fn take<T: SerializableState>(rest: &mut &[u8]) -> Option<T> {
             let n = SerializedState::<T>::default().len();
@@ -61,10 +61,16 @@ impl MultiHasher {
             *rest = tail;
             T::deserialize(&SerializedState::<T>::try_from(head).ok()?).ok()
         }
+        let legacy_sha1 = SerializedState::<sha1::Sha1>::default().len();
+        let current = SerializedState::<md5::Md5>::default().len()
+            + SerializedState::<sha2::Sha256>::default().len();
         let mut rest = state;
+        let md5 = take(&mut rest)?;
+        if state.len() == current + legacy_sha1 {
+            take::<sha1::Sha1>(&mut rest)?;
+        }
         let h = MultiHasher {
-            md5: take(&mut rest)?,
-            sha1: take(&mut rest)?,
+            md5,
             sha256: take(&mut rest)?,
         };
         rest.is_empty().then_some(h)
@@ -74,6 +80,20 @@ impl MultiHasher {
         let mut h = Self::new();
         h.update(bytes);
         h.finish()
+    }
+}
+
+/// Hex SHA-1 of a stream, for the rare caller that is given one to check
+/// (a Phraseanet `hash` of 40 digits).
+pub fn sha1_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
+    let mut h = sha1::Sha1::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
     }
 }
 
@@ -91,7 +111,10 @@ mod tests {
     fn known_vectors() {
         let d = MultiHasher::digest(b"abc");
         assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(d.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            sha1_hex(&b"abc"[..]).unwrap(),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         assert_eq!(
             d.sha256,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -122,6 +145,28 @@ mod tests {
             resumed.update(&data[cut..]);
             prop_assert_eq!(resumed.finish(), MultiHasher::digest(&data));
         }
+    }
+
+    /// A state saved with SHA-1 between MD5 and SHA-256 (before SHA-1 was
+    /// dropped) resumes to the same digests.
+    #[test]
+    fn a_legacy_state_with_sha1_resumes() {
+        let (head, tail) = (b"the first part, ", b"and the rest");
+        let mut md5 = md5::Md5::new();
+        let mut sha1 = sha1::Sha1::new();
+        let mut sha256 = sha2::Sha256::new();
+        md5.update(head);
+        sha1.update(head);
+        sha256.update(head);
+        let legacy = [
+            md5.serialize().as_slice(),
+            sha1.serialize().as_slice(),
+            sha256.serialize().as_slice(),
+        ]
+        .concat();
+        let mut h = MultiHasher::restore(&legacy).expect("a legacy state resumes");
+        h.update(tail);
+        assert_eq!(h.finish(), MultiHasher::digest(&[&head[..], tail].concat()));
     }
 
     #[test]

@@ -102,13 +102,18 @@ pub fn download(
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
     let resumed = have.len();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&part)
-        .map_err(|e| Fail::io(part.display(), e))?;
-    file.set_len(size)
+    // Each writer opens its own handle: a cloned one would share the
+    // file position, and concurrent seek-then-write would interleave.
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&part)
+            .map_err(|e| Fail::io(part.display(), e))
+    };
+    open()?
+        .set_len(size)
         .map_err(|e| Fail::io(part.display(), e))?;
     let chunk_len = |i: u64| (size - i * chunk_size).min(chunk_size);
     let already: u64 = have.iter().map(|&i| chunk_len(i)).sum();
@@ -137,8 +142,7 @@ pub fn download(
         Ok(())
     };
     if !have.contains(&0) {
-        let mut f = file.try_clone().map_err(|e| Fail::io(part.display(), e))?;
-        write(&mut f, 0, &first.bytes)?;
+        write(&mut open()?, 0, &first.bytes)?;
         record(0, first.bytes.len() as u64)?;
     }
     let queue = Mutex::new(
@@ -151,11 +155,10 @@ pub fn download(
     std::thread::scope(|scope| {
         for _ in 0..parallel.max(1) {
             scope.spawn(|| {
-                let mut f = match file.try_clone() {
+                let mut f = match open() {
                     Ok(f) => f,
                     Err(e) => {
-                        shared.lock().unwrap_or_else(|e| e.into_inner()).1 =
-                            Some(Fail::io(part.display(), e));
+                        shared.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(e);
                         stop.store(true, Ordering::Relaxed);
                         return;
                     }
@@ -189,7 +192,6 @@ pub fn download(
     if let Some(e) = shared.into_inner().unwrap_or_else(|e| e.into_inner()).1 {
         return Err(e);
     }
-    drop(file);
     let (got, got_size) = file_md5(&part)?;
     if got != md5 || got_size != size {
         let _ = std::fs::remove_file(&state_path);
