@@ -1,14 +1,13 @@
 //! `GET manifestfile/{id}?chunk_index=N` (one chunk of a stored file, in
 //! base64 with its MD5) and `GET manifestfile` (the files the user sees).
 
+use crate::chunk_encode::ChunkEncoder;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{self, Manifest, ManifestFile};
-use crate::params::encode_base64;
 use crate::render::{self, ChunkView};
 use crate::service::{Service, can_read};
 use crate::xml::Xml;
 use assetgate_identity::User;
-use assetgate_store::hash::md5_hex;
 use assetgate_store::{ErrorCode, Kv};
 
 impl<K: Kv + ?Sized> Service<'_, K> {
@@ -54,14 +53,11 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         }
         let start = n * cs;
         let end = (start + cs).min(f.size);
-        let bytes = self
-            .blobs(cs)
-            .read_range(&f.asset, start, end)?
-            .collect::<Result<Vec<_>, _>>()?
-            .concat();
-        let md5 = md5_hex(&bytes);
-        let b64 = encode_base64(&bytes);
-        drop(bytes);
+        let mut encoder = ChunkEncoder::new((end - start) as usize);
+        for piece in self.blobs(cs).read_range(&f.asset, start, end)? {
+            encoder.push(&piece?);
+        }
+        let (md5, b64) = encoder.finish();
         let f = if n + 1 == total && user.roles(&f.repository).manager && !f.downloaded_by_mg {
             self.mark_downloaded(&f)?
         } else {

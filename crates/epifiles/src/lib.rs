@@ -6,6 +6,7 @@
 //! module is the component's glue.
 
 pub mod api;
+mod chunk_encode;
 pub mod config;
 pub mod error;
 mod files;

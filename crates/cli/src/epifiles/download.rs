@@ -15,8 +15,12 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-/// One chunk as the server sends it.
+const SAVE_EVERY: Duration = Duration::from_millis(250);
+
+/// One chunk as the server sends it: the `<file>` element's fields but
+/// its content, and the content decoded.
 struct Chunk {
     file: String,
     bytes: Vec<u8>,
@@ -30,9 +34,13 @@ fn fetch(client: &Client, id: &str, index: u64) -> Result<Chunk> {
         b"",
     )?;
     let inner = response(&r)?;
-    let file = xml::section(&inner, "file")
-        .ok_or_else(|| Fail::Integrity(format!("chunk {index}: no <file> in the answer")))?
-        .to_string();
+    let whole = xml::section(inner, "file")
+        .ok_or_else(|| Fail::Integrity(format!("chunk {index}: no <file> in the answer")))?;
+    // The content is base64 (no entities to decode): used in place; the
+    // rest of the element is kept for its small fields.
+    let content = xml::section(whole, "content").unwrap_or_default();
+    let at = content.as_ptr() as usize - whole.as_ptr() as usize;
+    let file = [&whole[..at], &whole[at + content.len()..]].concat();
     if xml::tag(&file, "chunk_index").and_then(|v| v.parse::<u64>().ok()) != Some(index) {
         return Err(Fail::Integrity(format!(
             "chunk {index}: the server answered chunk {:?}",
@@ -40,9 +48,8 @@ fn fetch(client: &Client, id: &str, index: u64) -> Result<Chunk> {
         )));
     }
     use base64::Engine;
-    let content = xml::tag(&file, "content").unwrap_or_default();
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(content.as_bytes())
+        .decode(content.trim().as_bytes())
         .map_err(|e| Fail::Integrity(format!("chunk {index}: invalid base64: {e}")))?;
     let want = xml::tag(&file, "hash").unwrap_or_default().to_lowercase();
     if md5_hex(&bytes) != want {
@@ -118,7 +125,9 @@ pub fn download(
     let chunk_len = |i: u64| (size - i * chunk_size).min(chunk_size);
     let already: u64 = have.iter().map(|&i| chunk_len(i)).sum();
     let progress = Progress::new(&format!("download {id}"), size, already, quiet);
-    let shared = Mutex::new((state, None::<Fail>));
+    // The state is written at most every SAVE_EVERY and once at the end:
+    // a chunk whose acknowledgement was not saved is only fetched again.
+    let shared = Mutex::new((state, None::<Fail>, Instant::now()));
     let write = |f: &mut std::fs::File, i: u64, bytes: &[u8]| -> Result<()> {
         if bytes.len() as u64 != chunk_len(i) {
             return Err(Fail::Integrity(format!(
@@ -136,7 +145,10 @@ pub fn download(
         if let Some(d) = s.0["done"].as_array_mut() {
             d.push(json!(i));
         }
-        save_state(&state_path, &s.0)?;
+        if s.2.elapsed() >= SAVE_EVERY {
+            save_state(&state_path, &s.0)?;
+            s.2 = Instant::now();
+        }
         drop(s);
         progress.add(len);
         Ok(())
@@ -189,7 +201,9 @@ pub fn download(
         }
     });
     progress.finish();
-    if let Some(e) = shared.into_inner().unwrap_or_else(|e| e.into_inner()).1 {
+    let (state, error, _) = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = error {
+        save_state(&state_path, &state)?;
         return Err(e);
     }
     let (got, got_size) = file_md5(&part)?;

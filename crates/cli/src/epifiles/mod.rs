@@ -18,17 +18,20 @@ use std::path::{Path, PathBuf};
 pub const SERVICE: &str = "/epifiles/ws/manifestfile";
 
 /// The inner `<response>` of a successful answer; a refusal otherwise.
-pub fn response(r: &Reply) -> Result<String> {
-    let body = r.text();
-    let Some(inner) = xml::section(&body, "response") else {
-        return Err(Fail::Integrity(format!(
+pub fn response(r: &Reply) -> Result<&str> {
+    let not_envelope = || {
+        Fail::Integrity(format!(
             "{} answer is not an EpiFiles envelope: {}",
             r.status,
             crate::http::excerpt(&r.body)
-        )));
+        ))
     };
-    if xml::tag(&body, "status").as_deref() == Some("success") && (200..300).contains(&r.status) {
-        return Ok(inner.to_string());
+    let body = std::str::from_utf8(&r.body).map_err(|_| not_envelope())?;
+    let inner = xml::section(body, "response").ok_or_else(not_envelope)?;
+    // The status follows the response: look after it, not through it.
+    let after = &body[inner.as_ptr() as usize - body.as_ptr() as usize + inner.len()..];
+    if xml::tag(after, "status").as_deref() == Some("success") && (200..300).contains(&r.status) {
+        return Ok(inner);
     }
     Err(Fail::Refused {
         status: r.status,

@@ -293,7 +293,7 @@ fn send_chunk(
             &body,
         )?
     };
-    response(&r)
+    response(&r).map(str::to_string)
 }
 
 pub fn url_escape(s: &str) -> String {
