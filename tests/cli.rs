@@ -62,19 +62,6 @@ fn failed(out: &Output, code: i32, says: &str) {
     assert!(last.starts_with("error: ") && last.contains(says), "{err}");
 }
 
-/// Deterministic bytes that do not compress or repeat.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 const USER_URL: &str = "http://lab:lab-pw@";
 
 fn users() -> String {
@@ -359,14 +346,15 @@ fn phraseanet_upload_commit_compute_and_preview() {
     let reg = ok(&cli(&["compute", "register", &url, "--token", &token]));
     assert!(reg["journal"].as_str().unwrap().contains("/journal/"));
     let source = format!("asset:{asset}");
-    let out = cli(&[
-        "compute",
-        "process",
-        &url,
-        "--token",
-        &token,
-        "--source",
-        &source,
+    // `compute process` of the asset with these renditions and options.
+    let process = |extra: &[&str]| {
+        let mut args = vec![
+            "compute", "process", &url, "--token", &token, "--source", &source,
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let out = process(&[
         "--rendition",
         "fmt=png,width=64,name=small.png",
         "--rendition",
@@ -392,14 +380,7 @@ fn phraseanet_upload_commit_compute_and_preview() {
     assert_eq!(event("small.png")["metadata"]["tiff:ImageWidth"], 64);
     assert_eq!(event("crop.jpg")["metadata"]["tiff:ImageWidth"], 100);
     assert_eq!(event("crop.jpg")["metadata"]["tiff:ImageLength"], 50);
-    let out = cli(&[
-        "compute",
-        "process",
-        &url,
-        "--token",
-        &token,
-        "--source",
-        &source,
+    let out = process(&[
         "--rendition",
         "fmt=png,width=8,name=ok.png",
         "--rendition",
@@ -410,52 +391,20 @@ fn phraseanet_upload_commit_compute_and_preview() {
     ]);
     failed(&out, 6, "no.bmp");
     assert!(String::from_utf8_lossy(&out.stdout).contains("RenditionFormatUnsupported"));
-    failed(
-        &cli(&[
-            "compute",
-            "register",
-            &url,
-            "--token",
-            "forged.token.value",
-            "--api-key",
-            "k",
-            "--org",
-            "o",
-        ]),
-        1,
-        "401",
-    );
+    let forged = [
+        "--token",
+        "forged.token.value",
+        "--api-key",
+        "k",
+        "--org",
+        "o",
+    ];
+    let mut args = vec!["compute", "register", &url];
+    args.extend_from_slice(&forged);
+    failed(&cli(&args), 1, "401");
     ok(&cli(&["compute", "unregister", &url, "--token", &token]));
-    failed(
-        &cli(&[
-            "compute",
-            "process",
-            &url,
-            "--token",
-            &token,
-            "--source",
-            &source,
-            "--rendition",
-            "fmt=png",
-        ]),
-        1,
-        "404",
-    );
-    failed(
-        &cli(&[
-            "compute",
-            "process",
-            &url,
-            "--token",
-            &token,
-            "--source",
-            &source,
-            "--rendition",
-            "width=3",
-        ]),
-        2,
-        "fmt",
-    );
+    failed(&process(&["--rendition", "fmt=png"]), 1, "404");
+    failed(&process(&["--rendition", "width=3"]), 2, "fmt");
 
     // `preview`: log on with the user in the URL, fetch a fitted preview.
     let shot = files.join("preview.jpg");

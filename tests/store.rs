@@ -18,15 +18,7 @@ fn start(dir: &std::path::Path) -> Host {
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    noise(len, seed)
 }
 
 #[test]

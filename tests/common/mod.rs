@@ -757,3 +757,16 @@ pub fn deposit(host: &Host, name: &str, bytes: &[u8]) -> String {
     let start = text.find("<id>").unwrap() + 4;
     text[start..start + text[start..].find('<').unwrap()].to_string()
 }
+
+/// Deterministic bytes that do not compress or repeat (xorshift64).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

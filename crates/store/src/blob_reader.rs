@@ -93,16 +93,15 @@ mod tests {
     use crate::{BlobConfig, Blobs, MemoryKv};
     use std::io::{Read, Seek, SeekFrom};
 
+    const SMALL: BlobConfig = BlobConfig {
+        chunk_size: 16,
+        max_blob_size: 4096,
+    };
+
     #[test]
     fn reads_and_seeks_across_chunks() {
         let kv = MemoryKv::new();
-        let b = Blobs::new(
-            &kv,
-            BlobConfig {
-                chunk_size: 16,
-                max_blob_size: 4096,
-            },
-        );
+        let b = Blobs::new(&kv, SMALL);
         let data: Vec<u8> = (0..100u8).collect();
         b.put("x", &data, "application/octet-stream", 0).unwrap();
         let mut r = b.reader("x").unwrap();
@@ -126,13 +125,7 @@ mod tests {
     #[test]
     fn a_missing_chunk_is_an_error_not_short_data() {
         let kv = MemoryKv::new();
-        let b = Blobs::new(
-            &kv,
-            BlobConfig {
-                chunk_size: 16,
-                max_blob_size: 4096,
-            },
-        );
+        let b = Blobs::new(&kv, SMALL);
         b.put("x", &[7u8; 40], "application/octet-stream", 0)
             .unwrap();
         use crate::Kv;
