@@ -116,8 +116,7 @@ impl<'a, K: Kv + ?Sized> Queue<'a, K> {
             created_at: now,
         };
         // Index first: a job in the index whose record is missing is skipped
-        // and cleaned by `claim`; a record missing from the index would be
-        // lost.
+        // by `claim`; a record missing from the index would be lost.
         self.open_index()?.add(&self.record_id(id)?)?;
         self.records().create(&self.record_id(id)?, &job)?;
         Ok(())
@@ -142,8 +141,12 @@ impl<'a, K: Kv + ?Sized> Queue<'a, K> {
             let page = index.page(cursor, 64)?;
             for rid in &page.members {
                 examined += 1;
+                // No record yet: its `enqueue` may be between the index and
+                // the record (on another replica). Removing the entry here
+                // lost that job for good (seen with three replicas on one
+                // Redis); an entry left by an enqueue that died there costs
+                // one read per claim instead.
                 let Some(current) = records.try_get::<Job<T>>(rid)? else {
-                    index.remove(rid)?;
                     continue;
                 };
                 if matches!(
@@ -305,6 +308,32 @@ mod tests {
             backoff_base_secs: 2,
             backoff_max_secs: 5,
         }
+    }
+
+    /// A worker claiming between an enqueue's two writes (index, then
+    /// record) must not drop the entry: the job is claimable once its
+    /// record lands.
+    #[test]
+    fn a_claim_between_the_two_writes_of_an_enqueue_loses_nothing() {
+        let kv = MemoryKv::new();
+        let q = Queue::new(&kv, "render", cfg()).unwrap();
+        let rid = q.record_id("j1").unwrap();
+        q.open_index().unwrap().add(&rid).unwrap();
+        assert!(q.claim::<Work>(100, "w1", 10).unwrap().is_none());
+        let job = Job {
+            id: "j1".to_string(),
+            payload: Work::Render {
+                asset: "a1".into(),
+                width: 10,
+            },
+            state: JobState::Ready { not_before: 100 },
+            attempts: 0,
+            last_error: None,
+            created_at: 100,
+        };
+        q.records().create(&rid, &job).unwrap();
+        let claimed = q.claim::<Work>(100, "w1", 10).unwrap();
+        assert_eq!(claimed.map(|j| j.id), Some("j1".to_string()));
     }
 
     #[test]
