@@ -63,19 +63,10 @@ impl Client {
                 "{url}: the URL must start with http:// or https://"
             )));
         }
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let from_url = (!u.username().is_empty())
-            .then(|| (decode(u.username()), decode(u.password().unwrap_or(""))));
+        let credentials = credentials(&u, user, password);
         let _ = u.set_username("");
         let _ = u.set_password(None);
         u.set_query(None);
-        let credentials = from_url
-            .or_else(|| user.map(|u| (u.to_string(), password.unwrap_or_default().to_string())));
         let authorization = credentials.map(|(u, p)| {
             use base64::Engine;
             format!(
@@ -182,6 +173,25 @@ impl Client {
             body,
         })
     }
+}
+
+/// The user and password: the URL's userinfo (percent-decoded), else the
+/// options.
+pub fn credentials(
+    u: &url::Url,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Option<(String, String)> {
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    if !u.username().is_empty() {
+        return Some((decode(u.username()), decode(u.password().unwrap_or(""))));
+    }
+    user.map(|u| (u.to_string(), password.unwrap_or_default().to_string()))
 }
 
 /// A JSON API's error answer as a refusal: its `message` (and `code`).

@@ -353,29 +353,19 @@ fn run(cli: Cli) -> Result<serde_json::Value> {
             output,
             credentials,
         } => {
-            let parsed = url::Url::parse(&url).ok();
-            let user = parsed
-                .as_ref()
-                .map(|u| u.username().to_string())
-                .filter(|u| !u.is_empty())
-                .or(credentials.user.clone())
-                .ok_or_else(|| Fail::Usage("a user is required (in the URL or --user)".into()))?;
-            let password = parsed
-                .as_ref()
-                .and_then(|u| u.password().map(str::to_string))
-                .or(credentials.password.clone())
-                .unwrap_or_default();
-            let decode = |s: &str| {
-                url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
+            let parsed = url::Url::parse(&url)
+                .map_err(|e| Fail::Usage(format!("{url} is not a URL: {e}")))?;
+            let (user, password) = http::credentials(
+                &parsed,
+                credentials.user.as_deref(),
+                credentials.password.as_deref(),
+            )
+            .ok_or_else(|| Fail::Usage("a user is required (in the URL or --user)".into()))?;
             let c = client(&url, None)?;
             preview::fetch(
                 &c,
-                &decode(&user),
-                &decode(&password),
+                &user,
+                &password,
                 &object,
                 &rendition,
                 args.as_deref(),
