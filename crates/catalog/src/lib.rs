@@ -67,6 +67,16 @@ pub struct Asset {
 }
 
 impl Asset {
+    /// What identifies the content in validators (ETags): its SHA-256, or
+    /// its MD5 while the SHA-256 is not computed yet ([`Catalog::ensure_sha256`]).
+    pub fn content_tag(&self) -> String {
+        if self.sha256.is_empty() {
+            format!("md5-{}", self.md5)
+        } else {
+            self.sha256.clone()
+        }
+    }
+
     /// A catalog entry for a finished blob.
     pub fn from_blob(
         d: &Descriptor,
@@ -139,6 +149,25 @@ impl<'a, K: Kv + ?Sized> Catalog<'a, K> {
         self.records().modify(id, f)
     }
 
+    /// Fills `asset.sha256` when its upload hashed MD5 only (a chunked
+    /// EpiFiles upload), from its bytes, and records it so that this
+    /// happens once per asset. A store error while reading is returned as
+    /// is; `asset` is left as it was.
+    pub fn ensure_sha256(&self, asset: &mut Asset) -> Result<()> {
+        if !asset.sha256.is_empty() {
+            return Ok(());
+        }
+        let reader = self.blobs.reader(&asset.id)?;
+        let digest = assetgate_store::hash::sha256_hex(reader).map_err(StoreError::from_io)?;
+        let d = digest.clone();
+        self.update(&asset.id, move |a| {
+            a.sha256 = d.clone();
+            Ok(())
+        })?;
+        asset.sha256 = digest;
+        Ok(())
+    }
+
     /// Removes the record, then the bytes.
     pub fn delete(&self, id: &str) -> Result<()> {
         self.records().delete(id)?;
@@ -203,6 +232,46 @@ mod tests {
         }
         later.sort();
         assert_eq!(later, vec!["x0", "x1", "x2", "x3"]);
+    }
+
+    #[test]
+    fn an_md5_only_upload_gets_its_sha256_on_first_use_once() {
+        use assetgate_store::blob::Hashes;
+        let kv = MemoryKv::new();
+        let cat = Catalog::new(
+            &kv,
+            Blobs::new(
+                &kv,
+                BlobConfig {
+                    chunk_size: 4,
+                    ..BlobConfig::default()
+                },
+            ),
+        );
+        let bytes = b"chunked upload, hashed MD5 only";
+        cat.blobs().begin_with("e1", Hashes::Md5, 0).unwrap();
+        for (n, c) in bytes.chunks(4).enumerate().rev() {
+            cat.blobs().put_chunk("e1", n as u64, c, 0).unwrap();
+        }
+        let d = cat.blobs().finish("e1", "text/plain", 0).unwrap();
+        let a = Asset::from_blob(&d, "e.txt", serde_json::Value::Null, Origin::Upload, 0);
+        cat.add(&a).unwrap();
+        let mut got = cat.get("e1", 0).unwrap();
+        assert_eq!(got.sha256, "");
+        assert_eq!(got.content_tag(), format!("md5-{}", d.digests.md5));
+        cat.ensure_sha256(&mut got).unwrap();
+        let full = assetgate_store::hash::MultiHasher::digest(bytes);
+        assert_eq!(got.sha256, full.sha256);
+        assert_eq!(got.content_tag(), full.sha256);
+        assert_eq!(cat.get("e1", 0).unwrap().sha256, full.sha256, "recorded");
+        // Bytes gone: the error says so, the record is unchanged.
+        let mut ghost = a.clone();
+        ghost.id = "ghost".into();
+        assert_eq!(
+            cat.ensure_sha256(&mut ghost).unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(ghost.sha256, "");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::service::{Service, can_read};
 use crate::xml::Xml;
 use assetgate_catalog::{Asset, Origin};
 use assetgate_identity::User;
+use assetgate_store::blob::Hashes;
 use assetgate_store::hash::md5_hex;
 use assetgate_store::{ErrorCode, Index, Kv, keys};
 use assetgate_web::{mime, secret};
@@ -114,8 +115,11 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         // Index first: a process the sweep cannot find would never expire.
         Index::new(self.kv, model::PROCESSES_INDEX)?.add(&p.id)?;
         model::processes(self.kv).create(&p.id, &p)?;
-        self.blobs(p.piece_size()).begin(&p.asset, self.now)?;
-        self.store_chunk(p, 0, &content, &hash)
+        // MD5 only on the way in: chunks come in parallel, and the frontier
+        // that hashes them in order is the upload's sequential part.
+        self.blobs(p.piece_size())
+            .begin_with(&p.asset, Hashes::Md5, self.now)?;
+        self.store_chunk(p, 0, &content, &hash, None)
     }
 
     /// `PUT manifestfile/{process_id}`.
@@ -128,8 +132,11 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         let p = self.process(process_id, user)?;
         let hash = required_md5(&params)?;
         let index = params.number("chunk_index")?;
-        if let Some(f) = params.md5("file_hash")?
-            && p.file_hash.as_ref().is_some_and(|known| *known != f)
+        // `file_hash` may come with any chunk (a client that hashes the file
+        // while its chunks travel sends it last); the first one given holds.
+        let file_hash = params.md5("file_hash")?;
+        if let Some(f) = &file_hash
+            && p.file_hash.as_ref().is_some_and(|known| known != f)
         {
             return Err(ApiError::bad_request(
                 "file_hash_mismatch",
@@ -197,10 +204,17 @@ impl<K: Kv + ?Sized> Service<'_, K> {
                 ),
             ));
         }
-        self.store_chunk(p, index, &content, &hash)
+        self.store_chunk(p, index, &content, &hash, file_hash)
     }
 
-    fn store_chunk(&self, p: Process, index: u64, content: &[u8], hash: &str) -> ApiResult<Xml> {
+    fn store_chunk(
+        &self,
+        p: Process,
+        index: u64,
+        content: &[u8],
+        hash: &str,
+        file_hash: Option<String>,
+    ) -> ApiResult<Xml> {
         let blobs = self.blobs(p.piece_size());
         let first = index * p.pieces_per_chunk();
         let stored = content
@@ -235,6 +249,9 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         let (p, complete) = model::processes(self.kv).modify(&p.id, |p: &mut Process| {
             p.received.insert(index);
             p.last = Some((index, hash.to_string()));
+            if p.file_hash.is_none() {
+                p.file_hash.clone_from(&file_hash);
+            }
             p.touched_at = now;
             let all = p.received.count() == p.total_chunks;
             let take = match p.state {

@@ -552,6 +552,50 @@ fn file_hash_mismatch_discards_the_upload() {
     );
 }
 
+/// A client that hashes the file while its chunks travel sends
+/// `file_hash` with a later chunk: it is checked at completion all the
+/// same, and the first one given holds.
+#[test]
+fn file_hash_sent_with_a_later_chunk_is_checked() {
+    let t = T::new(&[]);
+    let content = data(3072);
+    let parts: Vec<&[u8]> = content.chunks(1024).collect();
+    for (file_hash, outcome) in [(md5(b"not it"), 400), (md5(&content), 200)] {
+        let r = t
+            .post(
+                "lab",
+                &[
+                    ("content", &B64.encode(parts[0])),
+                    ("hash", &md5(parts[0])),
+                    ("filename", "x"),
+                    ("total_chunks", "3"),
+                ],
+            )
+            .ok();
+        let pid = r.get("process_id");
+        let put = |i: usize, extra: &[(&str, &str)]| {
+            let (content, hash, index) = (B64.encode(parts[i]), md5(parts[i]), i.to_string());
+            let mut pairs = vec![
+                ("content", content.as_str()),
+                ("hash", hash.as_str()),
+                ("chunk_index", index.as_str()),
+            ];
+            pairs.extend_from_slice(extra);
+            t.put("lab", &pid, &pairs)
+        };
+        put(2, &[("file_hash", &file_hash)]).ok();
+        put(2, &[("file_hash", &md5(b"another"))]).fails(400, "file_hash_mismatch");
+        let last = put(1, &[]);
+        if outcome == 200 {
+            let r = last.ok();
+            assert_eq!(r.get("file_hash"), md5(&content));
+            assert_eq!(t.download("lab", &r.get("id")), content);
+        } else {
+            last.fails(400, "file_hash_mismatch");
+        }
+    }
+}
+
 #[test]
 fn credentials_roles_and_repositories() {
     let t = T::new(&[]);

@@ -53,6 +53,7 @@ impl KvDb {
         // crash (the durability `spin up` gives), at a fraction of FULL's cost.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (

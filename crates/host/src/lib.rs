@@ -16,6 +16,7 @@ pub mod profile;
 pub mod server;
 
 mod bindings;
+mod engine;
 mod host_kv;
 mod host_redis;
 mod kv;

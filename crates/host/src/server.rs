@@ -75,16 +75,7 @@ enum Target {
 
 impl App {
     pub fn load(manifest: &Manifest, options: &HostOptions) -> Result<Arc<App>> {
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true);
-        // A guest in a long computation yields to the executor every tick, so
-        // one busy component cannot starve the other requests.
-        config.epoch_interruption(true);
-        if let Some(dir) = &options.compile_cache {
-            let mut cache = wasmtime::CacheConfig::new();
-            cache.with_directory(dir);
-            config.cache(Some(wasmtime::Cache::new(cache)?));
-        }
+        let config = crate::engine::config(options.compile_cache.as_deref())?;
         let engine = Engine::new(&config)?;
         let ticker = engine.weak();
         std::thread::Builder::new()

@@ -8,15 +8,16 @@ use sha2::{Digest, Sha256};
 /// Bump when the pipeline's output for the same input changes.
 pub const RENDERER_VERSION: &str = "1";
 
-/// The ETag of the stored bytes.
-pub fn native(content_sha256: &str) -> String {
-    format!("\"{content_sha256}\"")
+/// The ETag of the stored bytes (`Asset::content_tag`: the SHA-256, or
+/// the MD5 until the SHA-256 of an EpiFiles upload is first computed).
+pub fn native(content_tag: &str) -> String {
+    format!("\"{content_tag}\"")
 }
 
 /// The ETag of a rendition of the source.
-pub fn preview(content_sha256: &str, rendition: &str, normalized_args: &str) -> String {
+pub fn preview(content_tag: &str, rendition: &str, normalized_args: &str) -> String {
     let mut h = Sha256::new();
-    for part in [content_sha256, rendition, normalized_args, RENDERER_VERSION] {
+    for part in [content_tag, rendition, normalized_args, RENDERER_VERSION] {
         h.update(part.as_bytes());
         h.update([0]);
     }

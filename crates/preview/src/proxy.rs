@@ -194,11 +194,11 @@ pub fn decide<K: Kv>(
     }
     let (etag, decision) = match args {
         None => {
-            let etag = etag::native(&asset.sha256);
+            let etag = etag::native(&asset.content_tag());
             (etag.clone(), Decision::Native { asset, etag })
         }
         Some(args) => {
-            let etag = etag::preview(&asset.sha256, rendition.as_str(), &args.normalized());
+            let etag = etag::preview(&asset.content_tag(), rendition.as_str(), &args.normalized());
             let cache_id = format!("preview-{}", etag.trim_matches('"'));
             (
                 etag.clone(),
@@ -411,7 +411,7 @@ mod tests {
             &Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()))
                 .get("asset-e", NOW)
                 .unwrap()
-                .sha256,
+                .content_tag(),
             "preview",
             "maxWidth_600_maxHeight_400_quality_85.jpg",
         );

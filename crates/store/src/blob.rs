@@ -66,11 +66,37 @@ struct Pending {
     hashed_bytes: u64,
     #[serde(default)]
     hash_state: Option<String>,
+    /// Who folds chunks into `hash_state` now, when that is not simply the
+    /// writer of the frontier chunk (see `update_marker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease: Option<Lease>,
+    /// Hash MD5 only on the way in ([`Hashes::Md5`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    md5_only: bool,
+}
+
+/// The whole-blob digests an upload computes as its chunks arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hashes {
+    /// MD5 and SHA-256 (the catalog's `sha256`, Phraseanet's `hash`).
+    Md5AndSha256,
+    /// MD5 only; the descriptor's `sha256` is empty and is computed when a
+    /// protocol first asks (`assetgate_catalog::Catalog::sha256`).
+    Md5,
+}
+
+/// The hashing lease: taken by the writer of chunk `by`, void after `until`
+/// (unix seconds) if its request died holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Lease {
+    by: u64,
+    until: u64,
 }
 
 impl Pending {
     fn hasher(&self, id: &str) -> Result<MultiHasher> {
         match &self.hash_state {
+            None if self.md5_only => Ok(MultiHasher::md5_only()),
             None => Ok(MultiHasher::new()),
             Some(h) => hex::decode(h)
                 .ok()
@@ -86,8 +112,13 @@ impl Pending {
     }
 }
 
-/// Chunks hashed ahead per write when a gap closes; `finish` does the rest.
-const HASH_AHEAD: u64 = 16;
+/// Chunks one write may fold into the frontier (its own and those stored
+/// ahead of it); `finish` hashes what is left.
+const HASH_BUDGET: u64 = 64;
+/// A lease holder saves its progress this often (chunks).
+const HASH_SAVE_EVERY: u64 = 8;
+/// A hashing lease outlives any request that holds it (30 s at the edge).
+const HASH_LEASE_SECS: u64 = 60;
 
 /// Whether `put_chunk` wrote anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,8 +156,14 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         }
     }
 
-    /// Starts (or resumes) an upload. `Conflict` if the blob is complete.
+    /// Starts (or resumes) an upload that computes both digests. `Conflict`
+    /// if the blob is complete.
     pub fn begin(&self, id: &str, now: u64) -> Result<()> {
+        self.begin_with(id, Hashes::Md5AndSha256, now)
+    }
+
+    /// Starts (or resumes) an upload computing `hashes` on the way in.
+    pub fn begin_with(&self, id: &str, hashes: Hashes, now: u64) -> Result<()> {
         keys::check_id("blob id", id)?;
         if self.kv.exists(&keys::blob_meta(id))? {
             return Err(StoreError::conflict(format!("blob `{id}` already exists")));
@@ -148,6 +185,8 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
             hashed: 0,
             hashed_bytes: 0,
             hash_state: None,
+            lease: None,
+            md5_only: hashes == Hashes::Md5,
         };
         let raw = serde_json::to_vec(&marker).expect("marker serialises");
         // Lost race with a concurrent begin of the same id: that is a resume.
@@ -208,10 +247,16 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         Ok(outcome)
     }
 
-    /// Records the write in the marker: highest chunk, activity time, and
-    /// the hash frontier, advanced over every contiguous chunk now present.
-    /// Hashing happens outside the compare-and-swap loop and is reused when
-    /// a retry finds the frontier where it was.
+    /// Records the write in the marker (highest chunk, activity time) and
+    /// moves the hash frontier when this writer may. Concurrent writers of
+    /// one blob must not all hash the same chunks (with four chunks in
+    /// flight, each redid the others' work and lost the race to store it):
+    /// the writer of the frontier chunk folds it in from its hands; a writer
+    /// that finds the frontier chunk already stored takes the marker's
+    /// hashing lease and folds what is present, reading it back; everyone
+    /// else only records the write. A holder re-checks the frontier after
+    /// releasing, and every writer checks it after recording, so a chunk
+    /// stored while a holder hashed is never left behind.
     fn update_marker(
         &self,
         id: &str,
@@ -222,28 +267,62 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         mut raw: Vec<u8>,
     ) -> Result<()> {
         let key = keys::blob_pending(id);
-        let mut advanced: Option<(u64, Pending)> = None;
+        let mut budget = HASH_BUDGET;
+        let mut recorded = false;
+        let mut folded: Option<(u64, String)> = None;
         loop {
             let mut next = pending.clone();
             next.touched_at = next.touched_at.max(now);
             next.max_chunk = Some(next.max_chunk.map_or(index, |m| m.max(index)));
-            let reuse = advanced
-                .as_ref()
-                .filter(|(from, _)| *from == pending.hashed);
-            if let Some((_, a)) = reuse {
-                (next.hashed, next.hashed_bytes) = (a.hashed, a.hashed_bytes);
-                next.hash_state = a.hash_state.clone();
-            } else if let Some(a) = self.hash_ahead(id, &pending, index, bytes)? {
-                (next.hashed, next.hashed_bytes) = (a.hashed, a.hashed_bytes);
-                next.hash_state = a.hash_state.clone();
-                advanced = Some((pending.hashed, a));
-            }
-            if next == pending {
+            let may_hash = budget > 0
+                && pending.frontier_open()
+                && pending.lease.is_none_or(|l| l.until < now);
+            if may_hash && index == pending.hashed {
+                // In hand: fold it and move the frontier in one write; a
+                // retry after another writer's update reuses the fold.
+                let state = match folded.take() {
+                    Some((from, state)) if from == pending.hashed => state,
+                    _ => {
+                        let mut h = pending.hasher(id)?;
+                        h.update(bytes);
+                        hex::encode(h.save())
+                    }
+                };
+                next.hashed += 1;
+                next.hashed_bytes += bytes.len() as u64;
+                next.hash_state = Some(state.clone());
+                next.lease = None;
+                folded = Some((pending.hashed, state));
+            } else if may_hash && self.kv.exists(&keys::blob_chunk(id, pending.hashed))? {
+                next.lease = Some(Lease {
+                    by: index,
+                    until: now + HASH_LEASE_SECS,
+                });
+                let encoded = serde_json::to_vec(&next).expect("marker serialises");
+                if self.kv.compare_and_swap(&key, Some(&raw), &encoded)? {
+                    recorded = true;
+                    let lease = next.lease.expect("just set");
+                    budget = self.hash_held(id, (index, bytes), next, encoded, lease, budget)?;
+                }
+                match self.pending(id)? {
+                    Some((p, r)) => (pending, raw) = (p, r),
+                    None => return Ok(()),
+                }
+                continue;
+            } else if recorded || next == pending {
                 return Ok(());
             }
+            let advanced = next.hashed != pending.hashed;
             let encoded = serde_json::to_vec(&next).expect("marker serialises");
             if self.kv.compare_and_swap(&key, Some(&raw), &encoded)? {
-                return Ok(());
+                recorded = true;
+                if !advanced {
+                    return Ok(());
+                }
+                // Moved it: the next chunk may have landed meanwhile.
+                budget -= 1;
+                (pending, raw) = (next, encoded);
+                continue;
             }
             match self.pending(id)? {
                 Some((p, r)) => (pending, raw) = (p, r),
@@ -253,47 +332,72 @@ impl<'a, K: Kv + ?Sized> Blobs<'a, K> {
         }
     }
 
-    /// The marker with its frontier moved over the chunks present from
-    /// `hashed` on (at most [`HASH_AHEAD`]); `None` if it cannot move.
-    /// `bytes` is chunk `index`, in hand, so the common in-order case reads
-    /// nothing back.
-    fn hash_ahead(
+    /// Under `lease`: folds the chunks present from the frontier on (at
+    /// most `budget`; `in_hand` is read from memory), saving the state
+    /// every [`HASH_SAVE_EVERY`] chunks, then releases the lease. Returns
+    /// the budget left. Another request's writes only touch the marker's
+    /// other fields; a lost lease (expired and taken) drops the work.
+    fn hash_held(
         &self,
         id: &str,
-        pending: &Pending,
-        index: u64,
-        bytes: &[u8],
-    ) -> Result<Option<Pending>> {
-        if index < pending.hashed || !pending.frontier_open() {
-            return Ok(None);
-        }
-        let mut p = pending.clone();
-        let mut hasher = None;
-        while p.hashed < pending.hashed + HASH_AHEAD && p.frontier_open() {
-            let owned;
-            let chunk = if p.hashed == index {
-                bytes
-            } else {
-                match self.kv.get(&keys::blob_chunk(id, p.hashed))? {
-                    Some(c) => {
-                        owned = c;
-                        &owned[..]
+        in_hand: (u64, &[u8]),
+        mut marker: Pending,
+        mut raw: Vec<u8>,
+        lease: Lease,
+        mut budget: u64,
+    ) -> Result<u64> {
+        let key = keys::blob_pending(id);
+        let mut h = marker.hasher(id)?;
+        let (mut hashed, mut hashed_bytes) = (marker.hashed, marker.hashed_bytes);
+        let mut release = false;
+        while !release {
+            let mut unsaved = 0;
+            while budget > 0
+                && unsaved < HASH_SAVE_EVERY
+                && hashed_bytes == hashed * marker.chunk_size
+            {
+                let owned;
+                let chunk = if hashed == in_hand.0 {
+                    in_hand.1
+                } else {
+                    match self.kv.get(&keys::blob_chunk(id, hashed))? {
+                        Some(c) => {
+                            owned = c;
+                            &owned[..]
+                        }
+                        None => break,
                     }
-                    None => break,
+                };
+                h.update(chunk);
+                hashed += 1;
+                hashed_bytes += chunk.len() as u64;
+                budget -= 1;
+                unsaved += 1;
+            }
+            release = unsaved < HASH_SAVE_EVERY || budget == 0;
+            let state = hex::encode(h.save());
+            loop {
+                let mut next = marker.clone();
+                if next.lease != Some(lease) {
+                    return Ok(budget);
                 }
-            };
-            let h = match &mut hasher {
-                Some(h) => h,
-                None => hasher.insert(pending.hasher(id)?),
-            };
-            h.update(chunk);
-            p.hashed += 1;
-            p.hashed_bytes += chunk.len() as u64;
+                (next.hashed, next.hashed_bytes) = (hashed, hashed_bytes);
+                next.hash_state = Some(state.clone());
+                if release {
+                    next.lease = None;
+                }
+                let encoded = serde_json::to_vec(&next).expect("marker serialises");
+                if self.kv.compare_and_swap(&key, Some(&raw), &encoded)? {
+                    (marker, raw) = (next, encoded);
+                    break;
+                }
+                match self.pending(id)? {
+                    Some((p, r)) => (marker, raw) = (p, r),
+                    None => return Ok(budget),
+                }
+            }
         }
-        Ok(hasher.map(|h| {
-            p.hash_state = Some(hex::encode(h.save()));
-            p
-        }))
+        Ok(budget)
     }
 
     /// Completes the upload: chunks `0..n` must all be present and full but
@@ -770,6 +874,22 @@ mod tests {
     }
 
     #[test]
+    fn an_md5_only_upload_resumes_md5_only() {
+        let kv = MemoryKv::new();
+        let b = Blobs::new(&kv, small());
+        let data: Vec<u8> = (0..70u8).collect();
+        b.begin_with("m", Hashes::Md5, 0).unwrap();
+        b.begin("m", 0).unwrap(); // a resume keeps what the upload began with
+        for n in [1usize, 0, 4, 2, 3] {
+            b.put_chunk("m", n as u64, &data[n * 16..(n * 16 + 16).min(70)], 1)
+                .unwrap();
+        }
+        let d = b.finish("m", "application/octet-stream", 2).unwrap();
+        let full = MultiHasher::digest(&data);
+        assert_eq!((d.digests.md5, d.digests.sha256), (full.md5, String::new()));
+    }
+
+    #[test]
     fn a_gap_closed_late_is_hashed_ahead_up_to_the_budget() {
         let kv = MemoryKv::new();
         let b = Blobs::new(
@@ -779,17 +899,105 @@ mod tests {
                 max_blob_size: 1024,
             },
         );
-        let data: Vec<u8> = (0..100u8).collect();
+        let data: Vec<u8> = (0..=255u8).chain(0..144).collect();
         b.begin("g", 0).unwrap();
-        for n in 1..50u64 {
+        for n in 1..200u64 {
             b.put_chunk("g", n, &data[n as usize * 2..n as usize * 2 + 2], 1)
                 .unwrap();
         }
+        let (p, _) = b.pending("g").unwrap().unwrap();
+        assert_eq!(p.hashed, 0, "nothing to fold before chunk 0");
         b.put_chunk("g", 0, &data[..2], 1).unwrap();
         let (p, _) = b.pending("g").unwrap().unwrap();
-        assert_eq!(p.hashed, HASH_AHEAD, "bounded work per write");
+        assert_eq!(p.hashed, HASH_BUDGET, "bounded work per write");
+        assert_eq!(p.lease, None, "released");
+        // The next write, wherever it lands, takes the frontier on.
+        b.put_chunk("g", 150, &data[300..302], 2).unwrap();
+        let (p, _) = b.pending("g").unwrap().unwrap();
+        assert_eq!(p.hashed, 2 * HASH_BUDGET);
         let d = b.finish("g", "application/octet-stream", 2).unwrap();
         assert_eq!(d.digests, MultiHasher::digest(&data));
+    }
+
+    /// Counts chunk reads: concurrent writers must not hash the same
+    /// chunks over and over.
+    struct Counting {
+        kv: MemoryKv,
+        chunk_gets: std::sync::atomic::AtomicU64,
+    }
+
+    impl Kv for Counting {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            if key.contains("/c/") {
+                self.chunk_gets
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.kv.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+            self.kv.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.kv.delete(key)
+        }
+        fn exists(&self, key: &str) -> Result<bool> {
+            self.kv.exists(key)
+        }
+        fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: &[u8]) -> Result<bool> {
+            self.kv.compare_and_swap(key, expected, new)
+        }
+        fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+            self.kv.increment(key, delta)
+        }
+    }
+
+    #[test]
+    fn concurrent_writers_fold_every_chunk_once_in_order() {
+        let kv = Counting {
+            kv: MemoryKv::new(),
+            chunk_gets: Default::default(),
+        };
+        let b = Blobs::new(
+            &kv,
+            BlobConfig {
+                chunk_size: 4096,
+                max_blob_size: 1 << 20,
+            },
+        );
+        let data: Vec<u8> = (0..48 * 4096 + 100u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let chunks: Vec<&[u8]> = data.chunks(4096).collect();
+        b.begin("up", 0).unwrap();
+        // Four writers, each with every fourth chunk, the last one first,
+        // like a client with four requests in flight.
+        std::thread::scope(|s| {
+            for w in 0..4usize {
+                let (b, chunks) = (&b, &chunks);
+                s.spawn(move || {
+                    let mine: Vec<usize> = (w..chunks.len()).step_by(4).collect();
+                    for &n in mine.iter().rev().take(1).chain(mine.iter()) {
+                        b.put_chunk("up", n as u64, chunks[n], 1).unwrap();
+                    }
+                });
+            }
+        });
+        let (p, _) = b.pending("up").unwrap().unwrap();
+        assert_eq!(
+            p.hashed,
+            chunks.len() as u64,
+            "every chunk folded before finish"
+        );
+        assert_eq!(p.lease, None);
+        let reads = kv.chunk_gets.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            reads <= chunks.len() as u64 + 8,
+            "{reads} chunk reads for {} chunks (lost races are reread)",
+            chunks.len()
+        );
+        let d = b.finish("up", "application/octet-stream", 2).unwrap();
+        assert_eq!(d.digests, MultiHasher::digest(&data));
+        assert_eq!(b.read_all("up").unwrap(), data);
     }
 
     proptest! {

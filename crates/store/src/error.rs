@@ -80,6 +80,16 @@ impl StoreError {
     pub fn unsupported(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unsupported, m)
     }
+    /// The store error a [`crate::blob_reader::BlobReader`] wrapped in an
+    /// `io::Error`, or a backend error for any other.
+    pub fn from_io(e: std::io::Error) -> Self {
+        let text = e.to_string();
+        match e.into_inner().map(|inner| inner.downcast::<StoreError>()) {
+            Some(Ok(inner)) => *inner,
+            _ => StoreError::backend(text),
+        }
+    }
+
     pub fn backend(m: impl Into<String>) -> Self {
         Self::new(ErrorCode::Backend, m)
     }

@@ -3,23 +3,37 @@
 //! instead of re-reading the whole blob at the end. MD5 is what EpiFiles
 //! and the chunk checks speak, SHA-256 what the catalog and the Phraseanet
 //! `hash` carry; SHA-1, which no protocol stores, is computed only when
-//! asked ([`sha1_hex`]).
+//! asked ([`sha1_hex`]). An upload that only needs MD5 on the way in (a
+//! chunked EpiFiles upload, whose chunks arrive in parallel and whose
+//! frontier is sequential) hashes MD5 only ([`MultiHasher::md5_only`]):
+//! SHA-256 in wasm costs about 5 ms per MiB, more than the rest of a chunk's
+//! work. Its SHA-256 is computed on first use ([`sha256_hex`]).
 
 use md5::Digest;
 use md5::digest::common::hazmat::{SerializableState, SerializedState};
 use serde::{Deserialize, Serialize};
 
-/// Hex digests of a whole blob.
+/// Hex digests of a whole blob. `sha256` is empty when the upload hashed
+/// MD5 only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digests {
     pub md5: String,
     pub sha256: String,
 }
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct MultiHasher {
     md5: md5::Md5,
-    sha256: sha2::Sha256,
+    sha256: Option<sha2::Sha256>,
+}
+
+impl Default for MultiHasher {
+    fn default() -> Self {
+        MultiHasher {
+            md5: md5::Md5::default(),
+            sha256: Some(sha2::Sha256::default()),
+        }
+    }
 }
 
 impl MultiHasher {
@@ -27,15 +41,27 @@ impl MultiHasher {
         Self::default()
     }
 
+    pub fn md5_only() -> Self {
+        MultiHasher {
+            md5: md5::Md5::default(),
+            sha256: None,
+        }
+    }
+
     pub fn update(&mut self, bytes: &[u8]) {
         self.md5.update(bytes);
-        self.sha256.update(bytes);
+        if let Some(h) = &mut self.sha256 {
+            h.update(bytes);
+        }
     }
 
     pub fn finish(self) -> Digests {
         Digests {
             md5: hex::encode(self.md5.finalize()),
-            sha256: hex::encode(self.sha256.finalize()),
+            sha256: self
+                .sha256
+                .map(|h| hex::encode(h.finalize()))
+                .unwrap_or_default(),
         }
     }
 
@@ -43,7 +69,9 @@ impl MultiHasher {
     pub fn save(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(self.md5.serialize().as_slice());
-        out.extend_from_slice(self.sha256.serialize().as_slice());
+        if let Some(h) = &self.sha256 {
+            out.extend_from_slice(h.serialize().as_slice());
+        }
         out
     }
 
@@ -62,17 +90,19 @@ impl MultiHasher {
             T::deserialize(&SerializedState::<T>::try_from(head).ok()?).ok()
         }
         let legacy_sha1 = SerializedState::<sha1::Sha1>::default().len();
-        let current = SerializedState::<md5::Md5>::default().len()
-            + SerializedState::<sha2::Sha256>::default().len();
+        let md5_len = SerializedState::<md5::Md5>::default().len();
+        let current = md5_len + SerializedState::<sha2::Sha256>::default().len();
         let mut rest = state;
         let md5 = take(&mut rest)?;
         if state.len() == current + legacy_sha1 {
             take::<sha1::Sha1>(&mut rest)?;
         }
-        let h = MultiHasher {
-            md5,
-            sha256: take(&mut rest)?,
+        let sha256 = if state.len() == md5_len {
+            None
+        } else {
+            Some(take(&mut rest)?)
         };
+        let h = MultiHasher { md5, sha256 };
         rest.is_empty().then_some(h)
     }
 
@@ -87,6 +117,20 @@ impl MultiHasher {
 /// (a Phraseanet `hash` of 40 digits).
 pub fn sha1_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
     let mut h = sha1::Sha1::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Hex SHA-256 of a stream: the digest of a blob uploaded with
+/// [`MultiHasher::md5_only`], when a protocol first asks for it.
+pub fn sha256_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
+    let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = r.read(&mut buf)?;
@@ -167,6 +211,19 @@ mod tests {
         let mut h = MultiHasher::restore(&legacy).expect("a legacy state resumes");
         h.update(tail);
         assert_eq!(h.finish(), MultiHasher::digest(&[&head[..], tail].concat()));
+    }
+
+    #[test]
+    fn md5_only_resumes_as_md5_only_and_sha256_comes_later() {
+        let data = b"a file uploaded in parallel chunks";
+        let mut h = MultiHasher::md5_only();
+        h.update(&data[..9]);
+        let mut h = MultiHasher::restore(&h.save()).expect("an MD5-only state resumes");
+        h.update(&data[9..]);
+        let d = h.finish();
+        let full = MultiHasher::digest(data);
+        assert_eq!((d.md5.as_str(), d.sha256.as_str()), (full.md5.as_str(), ""));
+        assert_eq!(sha256_hex(&data[..]).unwrap(), full.sha256);
     }
 
     #[test]

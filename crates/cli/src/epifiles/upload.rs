@@ -5,7 +5,10 @@
 //! the `<manifest_file>`. What the server has acknowledged is written to
 //! `FILE.assetgate-upload` after each chunk, so an interrupted upload
 //! resumes where it stopped (a chunk sent twice is harmless: the protocol
-//! takes the same bytes again as a no-op).
+//! takes the same bytes again as a no-op). The file's MD5 is computed on a
+//! thread of its own while the chunks travel, and goes with the last chunk
+//! (the server checks it when that chunk completes the file); only a resume
+//! computes it first, to know that the saved state is this file's.
 
 use super::{SERVICE, beside, file_md5, load_state, md5_hex, response, save_state, xml};
 use crate::fail::{Fail, Result};
@@ -36,7 +39,9 @@ struct Shared {
 }
 
 pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> {
-    let (md5, size) = file_md5(path)?;
+    let size = std::fs::metadata(path)
+        .map_err(|e| Fail::io(path.display(), e))?
+        .len();
     if size == 0 {
         return Err(Fail::Usage(format!(
             "{}: the file is empty",
@@ -45,11 +50,19 @@ pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> 
     }
     let total = size.div_ceil(o.chunk_size);
     let state_path = beside(path, ".assetgate-upload");
+    let saved = load_state(&state_path);
+    // A resume must know the file is the one the state describes; a
+    // one-chunk file is read whole anyway.
+    let known_md5 = if saved.is_some() || total == 1 {
+        Some(file_md5(path)?.0)
+    } else {
+        None
+    };
     let fresh = json!({
-        "server": client.base, "size": size, "md5": md5,
+        "server": client.base, "size": size, "md5": known_md5,
         "chunk_size": o.chunk_size, "total": total, "process_id": null, "done": [],
     });
-    let state = match load_state(&state_path) {
+    let state = match saved {
         Some(s)
             if ["server", "size", "md5", "chunk_size", "total"]
                 .iter()
@@ -86,6 +99,14 @@ pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> 
         done: None,
         error: None,
     });
+    let md5 = Mutex::new(known_md5.clone());
+    // Every chunk sent once the MD5 is known carries it.
+    let with_md5 = |mut fields: Vec<(&'static str, String)>| {
+        if let Some(m) = md5.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            fields.push(("file_hash", m));
+        }
+        fields
+    };
 
     // Chunk 0 opens the upload (and is the whole of a one-chunk file).
     if shared
@@ -94,12 +115,11 @@ pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> 
         .unwrap_or(true)
     {
         let chunk = read_chunk(path, 0, chunk_len(0))?;
-        let mut fields = vec![
+        let mut fields = with_md5(vec![
             ("filename", name.clone()),
             ("total_chunks", total.to_string()),
             ("chunk_index", "0".into()),
-            ("file_hash", md5.clone()),
-        ];
+        ]);
         fields.extend(o.fields.iter().cloned());
         let r = send_chunk(client, "POST", SERVICE, &chunk, &fields, o.raw)?;
         progress.add(chunk.len() as u64);
@@ -135,14 +155,40 @@ pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> 
         (pid, todo)
     };
     let target = format!("{SERVICE}/{}", url_escape(&pid));
-    // Everything acknowledged already but the completing answer was lost:
-    // the last chunk again gives the file back.
-    if queue.is_empty() && shared.lock().map(|s| s.done.is_none()).unwrap_or(false) {
-        queue.push(total - 1);
-    }
+    // The last chunk waits for the file's MD5 when that is still being
+    // computed, and goes after the others.
+    let held =
+        (known_md5.is_none() && queue.first() == Some(&(total - 1))).then(|| queue.remove(0));
     let queue = Mutex::new(queue);
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
+        if known_md5.is_none() {
+            scope.spawn(|| {
+                let outcome = file_md5(path).and_then(|(m, n)| {
+                    if n != size {
+                        return Err(Fail::Integrity(format!(
+                            "{}: the file changed during the upload",
+                            path.display()
+                        )));
+                    }
+                    let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    s.state["md5"] = json!(m);
+                    *md5.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+                    if s.state["process_id"].is_string() {
+                        save_state(&state_path, &s.state)?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = outcome {
+                    shared
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .error
+                        .get_or_insert(e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            });
+        }
         for _ in 0..o.parallel.max(1) {
             scope.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
@@ -151,7 +197,7 @@ pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> 
                     };
                     let outcome =
                         read_chunk(path, i * o.chunk_size, chunk_len(i)).and_then(|chunk| {
-                            let fields = [("chunk_index", i.to_string())];
+                            let fields = with_md5(vec![("chunk_index", i.to_string())]);
                             let r = send_chunk(client, "PUT", &target, &chunk, &fields, o.raw)?;
                             Ok((r, chunk.len() as u64))
                         });
@@ -186,17 +232,33 @@ pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> 
             });
         }
     });
-    progress.finish();
     let s = shared.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(e) = s.error {
+        progress.finish();
         return Err(e);
     }
+    let md5 = md5
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .expect("computed before the threads ended");
     let mf = match s.done {
         Some(mf) => mf,
         None => {
-            let chunk = read_chunk(path, (total - 1) * o.chunk_size, chunk_len(total - 1))?;
-            let fields = [("chunk_index", (total - 1).to_string())];
+            // The held-back chunk, or (everything acknowledged already but
+            // the completing answer lost) the last chunk again, which gives
+            // the file back.
+            let last = held.unwrap_or(total - 1);
+            let chunk = read_chunk(path, last * o.chunk_size, chunk_len(last))?;
+            let fields = [
+                ("chunk_index", last.to_string()),
+                ("file_hash", md5.clone()),
+            ];
             let r = send_chunk(client, "PUT", &target, &chunk, &fields, o.raw)?;
+            progress.add(if held.is_some() {
+                chunk.len() as u64
+            } else {
+                0
+            });
             xml::section(&r, "manifest_file")
                 .map(str::to_string)
                 .ok_or_else(|| {
@@ -204,6 +266,7 @@ pub fn upload(client: &Client, path: &Path, o: &UploadOptions) -> Result<Value> 
                 })?
         }
     };
+    progress.finish();
     let file = xml::section(&mf, "file").unwrap_or_default();
     let stored_size = xml::tag(file, "size").and_then(|v| v.parse::<u64>().ok());
     let stored_md5 = xml::tag(file, "file_hash")

@@ -281,15 +281,22 @@ async fn with_asset_access<F, Fut>(
 {
     let catalog = Catalog::new(&ctx.kv, ctx.blobs());
     let now = time::now();
+    // `hash` and the ETag are the SHA-256, which a chunked EpiFiles upload
+    // leaves to be computed on first use.
+    let get = || {
+        let mut a = catalog.get(asset_id, now)?;
+        catalog.ensure_sha256(&mut a)?;
+        Ok::<_, StoreError>(a)
+    };
     if api_key_ok(req) {
-        return match catalog.get(asset_id, now) {
+        return match get() {
             Ok(a) => then(a, out).await,
             Err(e) => send_error(out, &e).await,
         };
     }
     let commits = Commits::new(&ctx.kv, &catalog, &ctx.limits);
     match commits.authorize_asset(req.auth("AssetToken"), asset_id, now) {
-        Ok(Access::Granted(_)) => match catalog.get(asset_id, now) {
+        Ok(Access::Granted(_)) => match get() {
             Ok(a) => then(a, out).await,
             Err(e) => send_error(out, &e).await,
         },
