@@ -125,7 +125,7 @@ impl Params {
                 ApiError::bad_request("missing_parameter", "parameter `content` is required")
             })?;
         let text = std::mem::take(&mut self.pairs[i].1);
-        decode_base64(&text)
+        decode_base64_owned(text)
     }
 }
 
@@ -137,11 +137,20 @@ fn malformed(what: &str, e: query::PairError) -> ApiError {
 /// ignored and spaces read as `+`: a form encoder that left `+` unescaped
 /// turned it into a space, and base64 has no spaces of its own.
 pub fn decode_base64(text: &str) -> ApiResult<Vec<u8>> {
-    let cleaned: Vec<u8> = text
-        .bytes()
-        .filter(|b| !matches!(b, b'\r' | b'\n'))
-        .map(|b| if b == b' ' { b'+' } else { b })
-        .collect();
+    decode_base64_owned(text.to_owned())
+}
+
+/// [`decode_base64`], cleaning `text` in place: a chunk's base64 is the
+/// largest thing a request holds, and a cleaned copy beside it was 10.7 MiB
+/// more linear memory for an 8 MiB chunk.
+pub fn decode_base64_owned(text: String) -> ApiResult<Vec<u8>> {
+    let mut cleaned = text.into_bytes();
+    cleaned.retain(|b| !matches!(b, b'\r' | b'\n'));
+    for b in &mut cleaned {
+        if *b == b' ' {
+            *b = b'+';
+        }
+    }
     base64::engine::general_purpose::STANDARD
         .decode(&cleaned)
         .map_err(|e| {

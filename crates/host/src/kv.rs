@@ -53,6 +53,9 @@ impl KvDb {
         // crash (the durability `spin up` gives), at a fraction of FULL's cost.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A checkpoint every 64 MiB of WAL, not SQLite's 4 MiB: each one
+        // syncs under the connection's lock, and 1 MiB blob chunks made one
+        // every four writes (a 256 MiB upload 12% slower).
         conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(

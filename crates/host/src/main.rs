@@ -87,8 +87,33 @@ fn parse_variables(raw: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    bound_malloc_arenas();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        });
+    runtime.block_on(serve());
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core),
+/// and the blocking pool's key-value threads each held freed 1 MiB values
+/// in theirs: 40–60 MiB of the host's peak in a chunked transfer. Two
+/// arenas keep it near the live data. Before any thread starts, as the
+/// setting only applies to arenas created later.
+fn bound_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of the allocator; it is called
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+async fn serve() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ASSETGATE_LOG").unwrap_or_else(|_| {
