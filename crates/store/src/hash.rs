@@ -115,22 +115,18 @@ impl MultiHasher {
 
 /// Hex SHA-1 of a stream, for the rare caller that is given one to check
 /// (a Phraseanet `hash` of 40 digits).
-pub fn sha1_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
-    let mut h = sha1::Sha1::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
+pub fn sha1_hex(r: impl std::io::Read) -> std::io::Result<String> {
+    stream_hex::<sha1::Sha1>(r)
 }
 
 /// Hex SHA-256 of a stream: the digest of a blob uploaded with
 /// [`MultiHasher::md5_only`], when a protocol first asks for it.
-pub fn sha256_hex(mut r: impl std::io::Read) -> std::io::Result<String> {
-    let mut h = sha2::Sha256::new();
+pub fn sha256_hex(r: impl std::io::Read) -> std::io::Result<String> {
+    stream_hex::<sha2::Sha256>(r)
+}
+
+fn stream_hex<D: Digest>(mut r: impl std::io::Read) -> std::io::Result<String> {
+    let mut h = D::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = r.read(&mut buf)?;
