@@ -26,7 +26,7 @@ pub fn config(compile_cache: Option<&Path>) -> Result<wasmtime::Config> {
         config.cache(Some(wasmtime::Cache::new(cache)?));
     }
     if use_pooling()? {
-        let instances = env_number("SPIN_MAX_INSTANCE_COUNT", 1_000)?;
+        let instances = env_number("SPIN_MAX_INSTANCE_COUNT", 1_000)?.max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(instances)
             .total_memories(instances)
@@ -45,7 +45,10 @@ pub fn config(compile_cache: Option<&Path>) -> Result<wasmtime::Config> {
             .max_memory_size(1 << 32)
             // A freed slot keeps its first pages mapped: the next request's
             // stack and small heap start without page faults.
-            .linear_memory_keep_resident(2 * MB)
+            .linear_memory_keep_resident(env_number(
+                "SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT",
+                2 * MB as u32,
+            )? as usize)
             .table_keep_resident(MB / 2);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
@@ -55,8 +58,8 @@ pub fn config(compile_cache: Option<&Path>) -> Result<wasmtime::Config> {
 fn env_number(name: &str, default: u32) -> Result<u32> {
     match std::env::var(name) {
         Ok(v) => match v.trim().parse() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => bail!("{name}={v}: expected a positive whole number"),
+            Ok(n) => Ok(n),
+            _ => bail!("{name}={v}: expected a whole number"),
         },
         Err(_) => Ok(default),
     }

@@ -240,7 +240,7 @@ impl atomics::HostCas for RequestState {
         };
         let label = store.label().to_string();
         let (l, k) = (label.clone(), key.clone());
-        match db.run(move |c| kv::get(c, &l, &k)).await {
+        match db.read(move |c| kv::get(c, &l, &k)).await {
             Ok(seen) => Ok(Ok(self.table.push(Cas {
                 db,
                 store: label,

@@ -2,19 +2,21 @@
 //! their size and the whole file's MD5; the others are fetched several at
 //! once and written at their offsets in `OUT.part`, each checked against
 //! its MD5. `OUT.assetgate-download` records the chunks on disk, so an
-//! interrupted download resumes; the whole file's MD5 is checked before
-//! `OUT.part` becomes `OUT`.
+//! interrupted download resumes; the whole file's MD5, computed on a
+//! thread of its own that follows the chunks on disk in order while the
+//! others travel, is checked before `OUT.part` becomes `OUT`.
 
-use super::{SERVICE, beside, file_md5, load_state, md5_hex, response, save_state, xml};
+use super::{SERVICE, beside, load_state, md5_hex, response, save_state, xml};
 use crate::epifiles::upload::url_escape;
 use crate::fail::{Fail, Result};
 use crate::http::Client;
 use crate::progress::Progress;
+use md5::{Digest, Md5};
 use serde_json::{Value, json};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const SAVE_EVERY: Duration = Duration::from_millis(250);
@@ -47,9 +49,10 @@ fn fetch(client: &Client, id: &str, index: u64) -> Result<Chunk> {
             xml::tag(&file, "chunk_index")
         )));
     }
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(content.trim().as_bytes())
+    // SIMD base64 (AVX2/SSE4.1/NEON, chosen at run time): the scalar
+    // decoder was a fifth of the client's time per chunk.
+    let bytes = base64_simd::STANDARD
+        .decode_to_vec(content.trim().as_bytes())
         .map_err(|e| Fail::Integrity(format!("chunk {index}: invalid base64: {e}")))?;
     let want = xml::tag(&file, "hash").unwrap_or_default().to_lowercase();
     if md5_hex(&bytes) != want {
@@ -140,7 +143,21 @@ pub fn download(
             .and_then(|_| f.write_all(bytes))
             .map_err(|e| Fail::io(part.display(), e))
     };
+    // Which chunks are on disk, for the hashing thread.
+    let on_disk = (Mutex::new(vec![false; total as usize]), Condvar::new());
+    for &i in &have {
+        if let Some(d) = on_disk
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(i as usize)
+        {
+            *d = true;
+        }
+    }
     let record = |i: u64, len: u64| -> Result<()> {
+        on_disk.0.lock().unwrap_or_else(|e| e.into_inner())[i as usize] = true;
+        on_disk.1.notify_all();
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = s.0["done"].as_array_mut() {
             d.push(json!(i));
@@ -164,9 +181,30 @@ pub fn download(
             .collect::<Vec<_>>(),
     );
     let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
+    let whole = std::thread::scope(|scope| {
+        let hasher = scope.spawn(|| -> Result<Option<(String, u64)>> {
+            let mut f = std::fs::File::open(&part).map_err(|e| Fail::io(part.display(), e))?;
+            let (mut h, mut buf) = (Md5::new(), vec![0u8; chunk_size as usize]);
+            for i in 0..total {
+                let mut d = on_disk.0.lock().unwrap_or_else(|e| e.into_inner());
+                while !d[i as usize] {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    d = on_disk.1.wait(d).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(d);
+                let n = chunk_len(i) as usize;
+                f.seek(SeekFrom::Start(i * chunk_size))
+                    .and_then(|_| f.read_exact(&mut buf[..n]))
+                    .map_err(|e| Fail::io(part.display(), e))?;
+                h.update(&buf[..n]);
+            }
+            Ok(Some((hex::encode(h.finalize()), size)))
+        });
+        let mut workers = Vec::new();
         for _ in 0..parallel.max(1) {
-            scope.spawn(|| {
+            workers.push(scope.spawn(|| {
                 let mut f = match open() {
                     Ok(f) => f,
                     Err(e) => {
@@ -197,8 +235,19 @@ pub fn download(
                         stop.store(true, Ordering::Relaxed);
                     }
                 }
-            });
+            }));
         }
+        for w in workers {
+            let _ = w.join();
+        }
+        // A failed chunk never reaches the disk: wake the hasher to stop
+        // (under its lock, so the wake-up cannot fall between its check of
+        // `stop` and its wait).
+        if stop.load(Ordering::Relaxed) {
+            let _held = on_disk.0.lock().unwrap_or_else(|e| e.into_inner());
+            on_disk.1.notify_all();
+        }
+        hasher.join().unwrap_or(Ok(None))
     });
     progress.finish();
     let (state, error, _) = shared.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -206,7 +255,9 @@ pub fn download(
         save_state(&state_path, &state)?;
         return Err(e);
     }
-    let (got, got_size) = file_md5(&part)?;
+    let (got, got_size) = whole?.ok_or_else(|| {
+        Fail::Integrity("every chunk arrived but the file could not be hashed".into())
+    })?;
     if got != md5 || got_size != size {
         let _ = std::fs::remove_file(&state_path);
         return Err(Fail::Integrity(format!(
