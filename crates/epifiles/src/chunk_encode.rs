@@ -3,7 +3,6 @@
 //! each block is hashed and encoded while it is in cache. Base64 works on
 //! 3-byte groups, so up to two bytes are carried to the next piece.
 
-use base64::Engine;
 use md5::{Digest, Md5};
 
 /// Bytes hashed and encoded together: a multiple of 3, small enough to
@@ -27,7 +26,7 @@ impl ChunkEncoder {
     }
 
     pub fn push(&mut self, mut piece: &[u8]) {
-        let engine = &base64::engine::general_purpose::STANDARD;
+        let engine = &base64_simd::STANDARD;
         self.md5.update(piece);
         if !self.carry.is_empty() {
             let need = (3 - self.carry.len()).min(piece.len());
@@ -36,12 +35,12 @@ impl ChunkEncoder {
             if self.carry.len() < 3 {
                 return;
             }
-            engine.encode_string(&self.carry, &mut self.base64);
+            engine.encode_append(&self.carry, &mut self.base64);
             self.carry.clear();
         }
         let whole = piece.len() / 3 * 3;
         for block in piece[..whole].chunks(BLOCK) {
-            engine.encode_string(block, &mut self.base64);
+            engine.encode_append(block, &mut self.base64);
         }
         self.carry.extend_from_slice(&piece[whole..]);
     }
@@ -49,7 +48,7 @@ impl ChunkEncoder {
     /// Hex MD5 and base64 (padded) of everything pushed.
     pub fn finish(mut self) -> (String, String) {
         if !self.carry.is_empty() {
-            base64::engine::general_purpose::STANDARD.encode_string(&self.carry, &mut self.base64);
+            base64_simd::STANDARD.encode_append(&self.carry, &mut self.base64);
         }
         (hex::encode(self.md5.finalize()), self.base64)
     }
@@ -58,6 +57,7 @@ impl ChunkEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn any_split_gives_the_one_shot_digest_and_encoding() {

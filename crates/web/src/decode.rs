@@ -69,6 +69,48 @@ pub fn percent_decode(input: &[u8], plus: bool) -> Result<String, DecodeError> {
     })
 }
 
+/// Whether `input` percent-decodes to ASCII only: no raw byte above 0x7F
+/// and no escape of one. Such a value cannot fail as UTF-8, so
+/// [`percent_decode_ascii_in_place`] can decode it without a copy.
+pub fn decodes_to_ascii(input: &[u8]) -> bool {
+    input.iter().enumerate().all(|(i, &c)| {
+        c < 0x80
+            && (c != b'%'
+                || !matches!(
+                    input.get(i + 1),
+                    Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                ))
+    })
+}
+
+/// [`percent_decode`] within `buf`, for a value that [`decodes_to_ascii`]:
+/// the decoded text is `buf[..n]`. The same errors at the same offsets;
+/// `buf` is left part-decoded on error. A base64 chunk in a form body is
+/// the largest value a request carries, and decoding it into a copy held
+/// both at once.
+pub fn percent_decode_ascii_in_place(buf: &mut [u8], plus: bool) -> Result<usize, DecodeError> {
+    debug_assert!(decodes_to_ascii(buf));
+    let (mut r, mut w) = (0, 0);
+    while let Some(&c) = buf.get(r) {
+        let (byte, width) = match c {
+            b'%' => match (hex(buf.get(r + 1)), hex(buf.get(r + 2))) {
+                (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
+                _ => return Err(DecodeError::BadEscape { at: r }),
+            },
+            b'+' if plus => (b' ', 1),
+            c => (c, 1),
+        };
+        if byte == 0 {
+            return Err(DecodeError::Nul { at: r });
+        }
+        // w <= r: a byte is written only after the input it came from.
+        buf[w] = byte;
+        w += 1;
+        r += width;
+    }
+    Ok(w)
+}
+
 fn hex(c: Option<&u8>) -> Option<u8> {
     c.and_then(|&c| (c as char).to_digit(16)).map(|d| d as u8)
 }
@@ -89,6 +131,28 @@ mod tests {
     use super::DecodeError::*;
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// In place, an ASCII-decoding value gives what the copying
+        /// decoder gives, errors and offsets included; anything else is
+        /// not taken for ASCII when it decodes to more.
+        #[test]
+        fn in_place_matches_the_copy(input in proptest::collection::vec(
+            prop_oneof![Just(b'%'), Just(b'+'), Just(b'0'), Just(b'7'), Just(b'8'), Just(b'F'),
+                        Just(b'a'), Just(b'z'), Just(0xC3u8), Just(0u8)], 0..24),
+            plus in any::<bool>())
+        {
+            let copied = percent_decode(&input, plus);
+            if decodes_to_ascii(&input) {
+                let mut buf = input.clone();
+                let in_place = percent_decode_ascii_in_place(&mut buf, plus)
+                    .map(|n| String::from_utf8(buf[..n].to_vec()).unwrap());
+                prop_assert_eq!(in_place, copied);
+            } else if let Ok(text) = copied {
+                prop_assert!(!text.is_ascii(), "{:?} decodes to ASCII {:?}", input, text);
+            }
+        }
+    }
 
     #[test]
     fn accepts_well_formed_text() {
