@@ -265,8 +265,8 @@ fn multipart_fields(content_type: &str, body: &[u8]) -> ApiResult<Vec<(String, S
 
 #[cfg(test)]
 mod tests {
-    use proptest::strategy::Strategy;
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn form_then_query_first_wins() {
