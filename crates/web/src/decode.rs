@@ -49,18 +49,7 @@ impl std::error::Error for DecodeError {}
 pub fn percent_decode(input: &[u8], plus: bool) -> Result<String, DecodeError> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
-    while let Some(&c) = input.get(i) {
-        let (byte, width) = match c {
-            b'%' => match (hex(input.get(i + 1)), hex(input.get(i + 2))) {
-                (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
-                _ => return Err(DecodeError::BadEscape { at: i }),
-            },
-            b'+' if plus => (b' ', 1),
-            c => (c, 1),
-        };
-        if byte == 0 {
-            return Err(DecodeError::Nul { at: i });
-        }
+    while let Some((byte, width)) = decode_at(input, i, plus)? {
         out.push(byte);
         i += width;
     }
@@ -91,24 +80,33 @@ pub fn decodes_to_ascii(input: &[u8]) -> bool {
 pub fn percent_decode_ascii_in_place(buf: &mut [u8], plus: bool) -> Result<usize, DecodeError> {
     debug_assert!(decodes_to_ascii(buf));
     let (mut r, mut w) = (0, 0);
-    while let Some(&c) = buf.get(r) {
-        let (byte, width) = match c {
-            b'%' => match (hex(buf.get(r + 1)), hex(buf.get(r + 2))) {
-                (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
-                _ => return Err(DecodeError::BadEscape { at: r }),
-            },
-            b'+' if plus => (b' ', 1),
-            c => (c, 1),
-        };
-        if byte == 0 {
-            return Err(DecodeError::Nul { at: r });
-        }
+    while let Some((byte, width)) = decode_at(buf, r, plus)? {
         // w <= r: a byte is written only after the input it came from.
         buf[w] = byte;
         w += 1;
         r += width;
     }
     Ok(w)
+}
+
+/// The byte that the input at `i` decodes to and how many input bytes it
+/// takes; `None` at the end.
+fn decode_at(input: &[u8], i: usize, plus: bool) -> Result<Option<(u8, usize)>, DecodeError> {
+    let Some(&c) = input.get(i) else {
+        return Ok(None);
+    };
+    let (byte, width) = match c {
+        b'%' => match (hex(input.get(i + 1)), hex(input.get(i + 2))) {
+            (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
+            _ => return Err(DecodeError::BadEscape { at: i }),
+        },
+        b'+' if plus => (b' ', 1),
+        c => (c, 1),
+    };
+    if byte == 0 {
+        return Err(DecodeError::Nul { at: i });
+    }
+    Ok(Some((byte, width)))
 }
 
 fn hex(c: Option<&u8>) -> Option<u8> {
