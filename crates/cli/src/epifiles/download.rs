@@ -144,17 +144,13 @@ pub fn download(
             .map_err(|e| Fail::io(part.display(), e))
     };
     // Which chunks are on disk, for the hashing thread.
-    let on_disk = (Mutex::new(vec![false; total as usize]), Condvar::new());
+    let mut marks = vec![false; total as usize];
     for &i in &have {
-        if let Some(d) = on_disk
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(i as usize)
-        {
+        if let Some(d) = marks.get_mut(i as usize) {
             *d = true;
         }
     }
+    let on_disk = (Mutex::new(marks), Condvar::new());
     let record = |i: u64, len: u64| -> Result<()> {
         on_disk.0.lock().unwrap_or_else(|e| e.into_inner())[i as usize] = true;
         on_disk.1.notify_all();
@@ -182,7 +178,8 @@ pub fn download(
     );
     let stop = AtomicBool::new(false);
     let whole = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| -> Result<Option<(String, u64)>> {
+        // Reads exactly `size` bytes (`read_exact`): a short file is an error.
+        let hasher = scope.spawn(|| -> Result<Option<String>> {
             let mut f = std::fs::File::open(&part).map_err(|e| Fail::io(part.display(), e))?;
             let (mut h, mut buf) = (Md5::new(), vec![0u8; chunk_size as usize]);
             for i in 0..total {
@@ -200,7 +197,7 @@ pub fn download(
                     .map_err(|e| Fail::io(part.display(), e))?;
                 h.update(&buf[..n]);
             }
-            Ok(Some((hex::encode(h.finalize()), size)))
+            Ok(Some(hex::encode(h.finalize())))
         });
         let mut workers = Vec::new();
         for _ in 0..parallel.max(1) {
@@ -255,13 +252,13 @@ pub fn download(
         save_state(&state_path, &state)?;
         return Err(e);
     }
-    let (got, got_size) = whole?.ok_or_else(|| {
+    let got = whole?.ok_or_else(|| {
         Fail::Integrity("every chunk arrived but the file could not be hashed".into())
     })?;
-    if got != md5 || got_size != size {
+    if got != md5 {
         let _ = std::fs::remove_file(&state_path);
         return Err(Fail::Integrity(format!(
-            "the file's MD5 is {got}, expected {md5} ({got_size} of {size} bytes); {} is kept for inspection",
+            "the file's MD5 is {got}, expected {md5} ({size} bytes); {} is kept for inspection",
             part.display()
         )));
     }
