@@ -1,8 +1,8 @@
 //! The wasmtime configuration every component runs under. Instances come
 //! from the pooling allocator when the machine has the address space for it,
 //! as in `spin up` (spin-core's defaults, `crates/core/src/lib.rs`): one
-//! instance per request, and the on-demand allocator's `mmap`, page faults
-//! and `munmap` of each instance's memory were a third of the host's CPU
+//! instance per request, and with the on-demand allocator the page faults
+//! of each instance's fresh memory alone were a fifth of the host's CPU
 //! time in a chunked download. Spin's `SPIN_WASMTIME_POOLING=0|1` forces
 //! the choice; `SPIN_MAX_INSTANCE_COUNT` sizes the pool (1000 live
 //! instances).
