@@ -522,6 +522,23 @@ fn renditions_events_and_errors() {
         (200, Some("my-request-1"))
     );
     assert_eq!(r.json()["requestId"], "my-request-1");
+    // A body declared as something else than JSON: 415, nothing accepted.
+    for ct in ["application/x-www-form-urlencoded", "text/plain"] {
+        let mut typed = h.to_vec();
+        typed.push(("content-type", ct));
+        let r = send(
+            "POST",
+            &url("/process"),
+            &typed,
+            text.to_string().as_bytes(),
+        );
+        assert_eq!(
+            (r.status, r.json()["ok"].as_bool()),
+            (415, Some(false)),
+            "{ct}"
+        );
+        openapi::check_reply("POST", "/process", &r);
+    }
     // A body over compute_max_request_bytes: 413, in the same shape.
     let head = format!(
         "POST /process HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\nx-api-key: key-main\r\nx-gw-ims-org-id: {ORG}\r\nx-request-id: my-request-2\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",

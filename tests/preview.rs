@@ -111,13 +111,28 @@ fn previews_and_crops_with_stable_urls_and_revalidation() {
         "a 304 does not describe a body"
     );
     assert_eq!(r304.header("etag"), Some(etag.as_str()));
-    let again = send("GET", &host.url(&format!("/proxy?ww-app=x&objectid={big}&rendition=preview&preview-args=maxHeight_400_maxWidth_600.jpg")), &[("authorization", &format!("Bearer {ticket}"))], b"");
+    let again = send("GET", &host.url(&format!("/proxy?ww-app=Foo%20Bar&objectid={big}&rendition=preview&preview-args=maxHeight_400_maxWidth_600.jpg")), &[("authorization", &format!("Bearer {ticket}"))], b"");
     assert_eq!(
         (again.status, again.header("etag")),
         (200, Some(etag.as_str())),
         "same arguments, other spelling, Bearer"
     );
     assert!(again.body == r.body, "served from the cache");
+    // The ticket was logged on for `Foo Bar`: another application's
+    // `ww-app` does not find it, by cookie or by Bearer.
+    for headers in [
+        [("cookie", cookie.clone())],
+        [("authorization", format!("Bearer {ticket}"))],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let other_app = send("GET", &host.url(&format!("/proxy?ww-app=Other&objectid={big}&rendition=preview&preview-args=maxWidth_600_maxHeight_400.jpg")), &headers, b"");
+        assert_eq!(
+            (other_app.status, other_app.json()["error"].as_str()),
+            (401, Some("invalid-ticket")),
+            "{}",
+            other_app.text()
+        );
+    }
     // The reference's own path serves the same preview: a client set up for
     // the original plug-in only swaps the host.
     let enterprise = send("GET", &host.url(&format!("/Enterprise/server/plugins/Elvis/restproxyindex.php?ww-app=Foo%20Bar&objectid={big}&rendition=preview&preview-args=maxWidth_600_maxHeight_400.jpg")), &[("cookie", &cookie)], b"");
@@ -214,6 +229,15 @@ fn refusals_use_the_reference_status_codes() {
     ));
     assert_eq!((r.status, code(&r)), (400, "invalid-preview-args".into()));
     assert!(r.text().contains("zoom"));
+    // `native` ignores preview-args but does not take a malformed one.
+    let r = q(&format!(
+        "objectid={id}&rendition=native&preview-args=maxWidth_600&ticket={ticket}"
+    ));
+    assert_eq!((r.status, code(&r)), (400, "invalid-preview-args".into()));
+    let r = q(&format!(
+        "objectid={id}&rendition=native&preview-args=maxWidth_600.jpg&ticket={ticket}"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         q(&format!("objectid={id}&rendition=preview")).status,
         400,

@@ -160,7 +160,28 @@ pub fn admit<'s, K: Kv + ?Sized>(
             org: header("x-gw-ims-org-id").or(header("x-ims-org-id")),
         })
         .map_err(|e| error_response(e, &rid, 0))?;
+    if route == Route::Process
+        && let Some(ct) = header("content-type")
+        && !is_json(ct)
+    {
+        return Err(error_response(
+            ApiError::new(
+                415,
+                format!("/process takes application/json, not `{}`", ct.trim()),
+            ),
+            &rid,
+            0,
+        ));
+    }
     Ok(Admitted { route, client, rid })
+}
+
+/// `application/json` or a `+json` type, any parameters. A request without
+/// Content-Type is read as JSON (the reference's clients always send it).
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let media = media.to_ascii_lowercase();
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
 /// The answer to an admitted request (`req.body` read if it needed one).

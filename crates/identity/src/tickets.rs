@@ -20,6 +20,8 @@ struct Ticket {
 pub enum TicketError {
     Unknown,
     Expired,
+    /// Issued to another client application (`ww-app` at log-on).
+    OtherApp,
 }
 
 pub struct Tickets<'a, K: Kv + ?Sized> {
@@ -43,10 +45,15 @@ impl<'a, K: Kv + ?Sized> Tickets<'a, K> {
         Ok(ticket)
     }
 
-    /// The user a ticket belongs to. An expired ticket is deleted.
+    /// The user a ticket belongs to. An expired ticket is deleted. A
+    /// ticket issued to a client application (`ww-app` at log-on) serves
+    /// requests that name that application or none: Elvis keeps one
+    /// ticket per application, so another application's `ww-app` does not
+    /// find it.
     pub fn resolve(
         &self,
         ticket: &str,
+        app: Option<&str>,
         now: u64,
     ) -> Result<std::result::Result<String, TicketError>> {
         if ticket.is_empty() || ticket.len() > 200 {
@@ -65,6 +72,11 @@ impl<'a, K: Kv + ?Sized> Tickets<'a, K> {
                 Err(e) => return Err(e),
             }
             return Ok(Err(TicketError::Expired));
+        }
+        if let (Some(issued), Some(asked)) = (t.app.as_deref(), app)
+            && issued != asked
+        {
+            return Ok(Err(TicketError::OtherApp));
         }
         Ok(Ok(t.user))
     }
@@ -85,12 +97,35 @@ mod tests {
             !kv.keys().iter().any(|k| k.contains(&ticket)),
             "stored hashed"
         );
-        assert_eq!(t.resolve(&ticket, 1059).unwrap(), Ok("lab".into()));
-        assert_eq!(t.resolve(&ticket, 1060).unwrap(), Err(TicketError::Expired));
-        assert_eq!(t.resolve(&ticket, 1061).unwrap(), Err(TicketError::Unknown));
+        assert_eq!(t.resolve(&ticket, None, 1059).unwrap(), Ok("lab".into()));
         assert_eq!(
-            t.resolve("forged", 1000).unwrap(),
+            t.resolve(&ticket, None, 1060).unwrap(),
+            Err(TicketError::Expired)
+        );
+        assert_eq!(
+            t.resolve(&ticket, None, 1061).unwrap(),
             Err(TicketError::Unknown)
         );
+        assert_eq!(
+            t.resolve("forged", None, 1000).unwrap(),
+            Err(TicketError::Unknown)
+        );
+    }
+
+    #[test]
+    fn a_ticket_serves_its_application_only() {
+        let kv = MemoryKv::new();
+        let t = Tickets::new(&kv);
+        let bound = t.issue("lab", Some("Foo Bar"), 60, 1000).unwrap();
+        let free = t.issue("lab", None, 60, 1000).unwrap();
+        for (ticket, app, expect) in [
+            (&bound, Some("Foo Bar"), Ok("lab".to_string())),
+            (&bound, None, Ok("lab".to_string())),
+            (&bound, Some("Other"), Err(TicketError::OtherApp)),
+            (&bound, Some("foo bar"), Err(TicketError::OtherApp)),
+            (&free, Some("Other"), Ok("lab".to_string())),
+        ] {
+            assert_eq!(t.resolve(ticket, app, 1001).unwrap(), expect, "{app:?}");
+        }
     }
 }

@@ -146,12 +146,12 @@ pub fn decide<K: Kv>(
         Ok(r) => r,
         Err(e) => return refuse(400, "invalid-parameter", e.0),
     };
-    let args = match rendition {
-        Rendition::Native => None,
-        _ => match PreviewArgs::parse(req.param("preview-args"), rendition) {
-            Ok(a) => Some(a),
-            Err(e) => return refuse(400, "invalid-preview-args", e.0),
-        },
+    // `native` ignores `preview-args`, but a malformed one is still a bad
+    // parameter (the reference's 400), not silently dropped.
+    let args = match PreviewArgs::parse(req.param("preview-args"), rendition) {
+        Ok(_) if rendition == Rendition::Native => None,
+        Ok(a) => Some(a),
+        Err(e) => return refuse(400, "invalid-preview-args", e.0),
     };
     if req.param("ticket").is_none() && req.param("ww-app").is_none() {
         return refuse(400, "missing-parameter", "`ticket` or `ww-app` is required");
@@ -163,8 +163,15 @@ pub fn decide<K: Kv>(
             "no ticket: log on, then send it as a cookie or `Authorization: Bearer`",
         );
     };
-    let user = match Tickets::new(kv).resolve(ticket, now) {
+    let user = match Tickets::new(kv).resolve(ticket, req.param("ww-app"), now) {
         Ok(Ok(name)) => users.get(&name),
+        Ok(Err(TicketError::OtherApp)) => {
+            return refuse(
+                401,
+                "invalid-ticket",
+                "the ticket was issued to another client application (`ww-app`); log on with this one",
+            );
+        }
         Ok(Err(TicketError::Expired)) => {
             return refuse(
                 401,
@@ -407,6 +414,7 @@ mod tests {
         let other = tickets.issue("other", None, 3600, NOW).unwrap();
         let old = tickets.issue("lab", None, 60, NOW - 120).unwrap();
         let gone = tickets.issue("nobody", None, 3600, NOW).unwrap();
+        let app = tickets.issue("lab", Some("Foo Bar"), 3600, NOW).unwrap();
         let preview_etag = etag::preview(
             &Catalog::new(&kv, Blobs::new(&kv, BlobConfig::default()))
                 .get("asset-e", NOW)
@@ -525,6 +533,55 @@ mod tests {
                 None,
                 None,
                 "native asset-e",
+            ),
+            (
+                format!("objectid=7&rendition=native&preview-args=maxWidth_600.jpg&ticket={lab}"),
+                None,
+                None,
+                None,
+                "native asset-e",
+            ),
+            (
+                format!("objectid=7&rendition=native&preview-args=maxWidth_600&ticket={lab}"),
+                None,
+                None,
+                None,
+                "400 invalid-preview-args",
+            ),
+            (
+                format!("objectid=7&rendition=native&preview-args=size_600.jpg&ticket={lab}"),
+                None,
+                None,
+                None,
+                "400 invalid-preview-args",
+            ),
+            (
+                "objectid=7&rendition=native&ww-app=Foo%20Bar".into(),
+                None,
+                Some(cookie(&app)),
+                None,
+                "native asset-e",
+            ),
+            (
+                format!("objectid=7&rendition=native&ticket={app}"),
+                None,
+                None,
+                None,
+                "native asset-e",
+            ),
+            (
+                "objectid=7&rendition=native&ww-app=Baz".into(),
+                None,
+                Some(cookie(&app)),
+                None,
+                "401 invalid-ticket",
+            ),
+            (
+                "objectid=7&rendition=native&ww-app=Baz".into(),
+                Some(bearer(&app)),
+                None,
+                None,
+                "401 invalid-ticket",
             ),
             (
                 format!("objectid=asset-e&rendition=thumb&ticket={boss}"),

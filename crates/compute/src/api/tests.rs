@@ -600,3 +600,37 @@ fn source_problems_are_events() {
 }
 
 mod consumers;
+
+/// `/process` takes JSON: another declared type is 415 from the headers
+/// alone (no body read, no job); JSON types with parameters, `+json` and
+/// no Content-Type at all are read.
+#[test]
+fn process_takes_json_only() {
+    let kv = MemoryKv::new();
+    let svc = service(&kv, 8);
+    for (ct, want) in [
+        (Some("application/json"), None),
+        (Some("application/json; charset=utf-8"), None),
+        (Some("Application/JSON"), None),
+        (Some("application/vnd.adobe+json"), None),
+        (None, None),
+        (Some("application/x-www-form-urlencoded"), Some(415)),
+        (Some("text/plain"), Some(415)),
+        (Some("multipart/form-data; boundary=x"), Some(415)),
+        (Some("application/jsonx"), Some(415)),
+        (Some(""), Some(415)),
+    ] {
+        let mut h = headers();
+        if let Some(ct) = ct {
+            h.push(("content-type".into(), ct.into()));
+        }
+        let refused = admit(&svc, "POST", "/process", &h).err();
+        assert_eq!(refused.as_ref().map(|r| r.status), want, "{ct:?}");
+        if let Some(r) = refused {
+            assert_eq!(json_of(&r)["ok"], json!(false));
+        }
+        // Other endpoints ignore whatever body and type they are sent.
+        assert!(admit(&svc, "POST", "/register", &h).is_ok(), "{ct:?}");
+    }
+    assert!(kv.is_empty());
+}
