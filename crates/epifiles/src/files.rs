@@ -1,7 +1,6 @@
 //! `GET manifestfile/{id}?chunk_index=N` (one chunk of a stored file, in
 //! base64 with its MD5) and `GET manifestfile` (the files the user sees).
 
-use crate::chunk_encode::ChunkEncoder;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{self, Manifest, ManifestFile};
 use crate::render::{self, ChunkView};
@@ -53,28 +52,24 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         }
         let start = n * cs;
         let end = (start + cs).min(f.size);
-        let mut encoder = ChunkEncoder::new((end - start) as usize);
-        for piece in self.blobs(cs).read_range(&f.asset, start, end)? {
-            encoder.push(&piece?);
-        }
-        let (md5, b64) = encoder.finish();
+        // Read whole before the answer is written: a store failure is an
+        // error answer, and a manager's last chunk is marked only once read.
+        let pieces = self
+            .blobs(cs)
+            .read_range(&f.asset, start, end)?
+            .collect::<Result<Vec<_>, _>>()?;
         let f = if n + 1 == total && user.roles(&f.repository).manager && !f.downloaded_by_mg {
             self.mark_downloaded(&f)?
         } else {
             f
         };
-        let mut x = Xml::new();
-        render::manifest_file(
-            &mut x,
-            &f,
+        let chunk = ChunkView {
+            index: n,
             total,
-            Some(ChunkView {
-                index: n,
-                total,
-                base64: &b64,
-                md5: &md5,
-            }),
-        );
+            pieces: &pieces,
+        };
+        let mut x = Xml::with_capacity(chunk.encoded_len() + 2048);
+        render::manifest_file(&mut x, &f, total, Some(chunk));
         Ok(x)
     }
 

@@ -1,6 +1,7 @@
 //! The XML elements of the reference: `<manifest>`, `<manifest_file>` and
 //! the upload progress answer.
 
+use crate::chunk_encode::ChunkEncoder;
 use crate::model::{Manifest, ManifestFile, Process};
 use crate::xml::Xml;
 use assetgate_web::time::rfc3339;
@@ -32,12 +33,20 @@ pub fn manifest(x: &mut Xml, m: &Manifest) {
         .close("manifest");
 }
 
-/// One chunk of a download.
+/// One chunk of a download: its place, and its pieces as the store gave
+/// them (base64-encoded and hashed straight into the answer).
 pub struct ChunkView<'a> {
     pub index: u64,
     pub total: u64,
-    pub base64: &'a str,
-    pub md5: &'a str,
+    pub pieces: &'a [Vec<u8>],
+}
+
+impl ChunkView<'_> {
+    /// The bytes `<response>` holds for this chunk besides the file's small
+    /// fields.
+    pub fn encoded_len(&self) -> usize {
+        crate::chunk_encode::encoded_len(self.pieces.iter().map(Vec::len).sum())
+    }
 }
 
 /// `<manifest_file>`; with `chunk`, the `<file>` carries its content.
@@ -58,8 +67,14 @@ pub fn manifest_file(x: &mut Xml, f: &ManifestFile, total_chunks: u64, chunk: Op
         .text("filename", &f.filename);
     match chunk {
         Some(c) => {
-            x.raw_text("content", c.base64)
-                .raw_text("hash", c.md5)
+            let md5 = x.raw_with("content", |out| {
+                let mut encoder = ChunkEncoder::new(out);
+                for piece in c.pieces {
+                    encoder.push(piece);
+                }
+                encoder.finish()
+            });
+            x.raw_text("hash", &md5)
                 .raw_text("chunk_index", &c.index.to_string())
                 .raw_text("total_chunks", &c.total.to_string());
         }

@@ -8,16 +8,43 @@
 //!
 //! Failures put `<message>` and `<code>` in `<response>` and say `failed`.
 
-/// A small writer: elements are opened and closed explicitly, text is
-/// escaped, and characters XML 1.0 forbids become U+FFFD.
-#[derive(Default)]
+/// A small writer of the inside of `<response>`: elements are opened and
+/// closed explicitly, text is escaped, and characters XML 1.0 forbids
+/// become U+FFFD. It writes into the answer's own buffer, after the
+/// envelope's head, so [`success`] adds the tail without copying a
+/// megabyte of chunk again.
 pub struct Xml {
     out: String,
+}
+
+impl Default for Xml {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
 }
 
 impl Xml {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// For an answer of about `len` bytes inside `<response>` (a download
+    /// chunk's base64): one allocation, never grown by doubling.
+    pub fn with_capacity(len: usize) -> Self {
+        let mut out = String::with_capacity(HEAD.len() + len + SUCCESS_TAIL.len());
+        out.push_str(HEAD);
+        Xml { out }
+    }
+
+    /// `<name>`, what `write` appends, `</name>`: text known to need no
+    /// escaping (base64, hex), written in place.
+    pub fn raw_with<R>(&mut self, name: &str, write: impl FnOnce(&mut String) -> R) -> R {
+        self.open(name);
+        let start = self.out.len();
+        let r = write(&mut self.out);
+        debug_assert!(!self.out[start..].contains(['<', '&', '>']));
+        self.close(name);
+        r
     }
 
     pub fn open(&mut self, name: &str) -> &mut Self {
@@ -49,16 +76,18 @@ impl Xml {
         self.close(name)
     }
 
+    /// Bytes written inside `<response>`.
     pub fn len(&self) -> usize {
-        self.out.len()
+        self.out.len() - HEAD.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.out.is_empty()
+        self.len() == 0
     }
 
-    pub fn into_string(self) -> String {
-        self.out
+    /// What is inside `<response>`.
+    pub fn into_string(mut self) -> String {
+        self.out.split_off(HEAD.len())
     }
 }
 
@@ -77,14 +106,12 @@ fn escape_into(out: &mut String, s: &str) {
 }
 
 const HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rest generator=\"assetgate\" version=\"1.0\"><response>";
+const SUCCESS_TAIL: &str = "</response><status>success</status></rest>\n";
 
 /// A success answer around `response` (the inside of `<response>`).
 pub fn success(response: Xml) -> Vec<u8> {
-    let body = response.into_string();
-    let mut out = String::with_capacity(HEAD.len() + body.len() + 64);
-    out.push_str(HEAD);
-    out.push_str(&body);
-    out.push_str("</response><status>success</status></rest>\n");
+    let mut out = response.out;
+    out.push_str(SUCCESS_TAIL);
     out.into_bytes()
 }
 
@@ -92,8 +119,7 @@ pub fn success(response: Xml) -> Vec<u8> {
 pub fn failure(code: &str, message: &str) -> Vec<u8> {
     let mut x = Xml::new();
     x.text("message", message).text("code", code);
-    let mut out = String::from(HEAD);
-    out.push_str(&x.into_string());
+    let mut out = x.out;
     out.push_str("</response><status>failed</status></rest>\n");
     out.into_bytes()
 }
@@ -121,6 +147,20 @@ mod tests {
         assert!(s.contains(
             "<response><process_id>abc</process_id></response><status>success</status></rest>"
         ));
+        let mut x = Xml::with_capacity(32);
+        let inside = x.raw_with("content", |out| {
+            out.push_str("QUJD");
+            7
+        });
+        assert_eq!((inside, x.len()), (7, "<content>QUJD</content>".len()));
+        let capacity = x.out.capacity();
+        let s = success(x);
+        assert_eq!(s.capacity(), capacity, "the tail fits: no copy");
+        assert!(
+            String::from_utf8(s)
+                .unwrap()
+                .contains("<response><content>QUJD</content></response>")
+        );
         let f = String::from_utf8(failure("bad_base64", "content <is> not base64")).unwrap();
         assert!(f.contains("<response><message>content &lt;is&gt; not base64</message><code>bad_base64</code></response><status>failed</status>"));
     }

@@ -20,6 +20,11 @@ pub fn config(compile_cache: Option<&Path>) -> Result<wasmtime::Config> {
     // A guest in a long computation yields to the executor every tick, so
     // one busy component cannot starve the other requests.
     config.epoch_interruption(true);
+    // `perf record` then names the guests' functions (docs/benchmarks.md
+    // profiles the components this way).
+    if std::env::var_os("ASSETGATE_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(dir) = compile_cache {
         let mut cache = wasmtime::CacheConfig::new();
         cache.with_directory(dir);

@@ -3,16 +3,34 @@
 //! inner text, `tag` a leaf's text with the five entities decoded.
 
 /// The inner text of the first `<name>…</name>` (or `None`; `<name/>` is
-/// an empty section).
+/// an empty section). Only `<` positions are examined, found with SIMD
+/// `memchr`: a chunk's megabyte of base64 has none, and a substring search
+/// through it was a sixth of the client's time per downloaded chunk.
 pub fn section<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    if let Some(start) = xml.find(&open) {
-        let from = start + open.len();
-        let end = xml[from..].find(&close)? + from;
-        return Some(&xml[from..end]);
+    let bytes = xml.as_bytes();
+    let at = |i: usize, close: bool| {
+        let rest = &bytes[i + 1..];
+        let rest = if close {
+            rest.strip_prefix(b"/")
+        } else {
+            Some(rest)
+        };
+        rest.and_then(|r| r.strip_prefix(name.as_bytes()))
+            .and_then(|r| r.first().copied())
+    };
+    let mut opens = memchr::memchr_iter(b'<', bytes);
+    let (start, empty) = opens.find_map(|i| match at(i, false) {
+        Some(b'>') => Some((i + name.len() + 2, false)),
+        Some(b'/') if bytes.get(i + name.len() + 2) == Some(&b'>') => Some((i, true)),
+        _ => None,
+    })?;
+    if empty {
+        return Some("");
     }
-    xml.contains(&format!("<{name}/>")).then_some("")
+    let end = memchr::memchr_iter(b'<', &bytes[start..])
+        .map(|i| i + start)
+        .find(|&i| at(i, true) == Some(b'>'))?;
+    Some(&xml[start..end])
 }
 
 /// The decoded text of the first `<name>` leaf.
@@ -47,5 +65,47 @@ mod tests {
         assert_eq!(tag(f, "comment").as_deref(), Some(""));
         assert_eq!(tag(x, "status").as_deref(), Some("success"));
         assert!(tag(x, "missing").is_none());
+        // Names that are prefixes of others, and an unclosed element.
+        let y = "<files><file_hash>h</file_hash><file>in</file></files><open>";
+        assert_eq!(section(y, "file"), Some("in"));
+        assert_eq!(section(y, "file_hash"), Some("h"));
+        assert_eq!(section(y, "fil"), None);
+        assert_eq!(section(y, "open"), None);
+        assert_eq!(section("<a/><a>x</a>", "a"), Some(""));
+    }
+
+    /// The same answers as a plain substring search, on many generated
+    /// documents.
+    #[test]
+    fn agrees_with_a_substring_search() {
+        fn reference<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+            let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+            let empty = format!("<{name}/>");
+            match (xml.find(&open), xml.find(&empty)) {
+                (Some(s), e) if e.is_none_or(|e| s < e) => {
+                    let from = s + open.len();
+                    Some(&xml[from..xml[from..].find(&close)? + from])
+                }
+                (_, Some(_)) => Some(""),
+                _ => None,
+            }
+        }
+        let parts = [
+            "<a>", "</a>", "<ab>", "</ab>", "<a/>", "x", "<", ">", "/", "a",
+        ];
+        let mut seed = 7u64;
+        for _ in 0..20_000 {
+            let mut doc = String::new();
+            for _ in 0..(seed % 9) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                doc.push_str(parts[(seed >> 33) as usize % parts.len()]);
+            }
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            for name in ["a", "ab"] {
+                assert_eq!(section(&doc, name), reference(&doc, name), "{doc:?} {name}");
+            }
+        }
     }
 }
