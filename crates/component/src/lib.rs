@@ -244,6 +244,32 @@ pub async fn send(out: ResponseOutparam, status: u16, headers: &[(&str, String)]
     drop(sink);
 }
 
+/// An answer whose body is made part by part as it is written (`len`
+/// bytes in all, sent as its Content-Length), so the instance never holds
+/// the whole body. A client gone midway ends the writing.
+pub async fn send_parts(
+    out: ResponseOutparam,
+    status: u16,
+    headers: &[(&str, String)],
+    len: usize,
+    parts: impl Iterator<Item = Vec<u8>>,
+) {
+    let fields = Fields::new();
+    for (k, v) in headers {
+        let _ = fields.append(k, v.as_bytes());
+    }
+    let _ = fields.append("content-length", len.to_string().as_bytes());
+    let resp = OutgoingResponse::new(fields);
+    let _ = resp.set_status_code(status);
+    let mut sink = resp.take_body();
+    out.set(resp);
+    for part in parts {
+        if sink.send(part).await.is_err() {
+            return;
+        }
+    }
+}
+
 pub async fn send_json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
     send(
         out,

@@ -2,6 +2,7 @@
 //! component only moves bytes; every decision is here and unit-tested on
 //! the host with the in-memory store.
 
+use crate::chunk_encode::ChunkStream;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -21,15 +22,60 @@ pub struct Request<'a> {
     pub body: Vec<u8>,
 }
 
-#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// An answer's bytes: whole, or a download chunk written part by part.
+pub enum Body {
+    Whole(Vec<u8>),
+    Chunk(Box<ChunkStream>),
+}
+
+impl Body {
+    pub fn len(&self) -> usize {
+        match self {
+            Body::Whole(b) => b.len(),
+            Body::Chunk(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Body::Whole(b) => b,
+            Body::Chunk(c) => (*c).into_bytes(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// What a route answers on success.
+enum Answer {
+    Xml(Xml),
+    Chunk(ChunkStream),
 }
 
 impl Response {
     fn xml(status: u16, body: Vec<u8>) -> Response {
+        Self::with_body(status, Body::Whole(body))
+    }
+
+    fn with_body(status: u16, body: Body) -> Response {
         Response {
             status,
             headers: vec![
@@ -170,7 +216,8 @@ pub fn respond<K: Kv + ?Sized>(
         return outbox(svc, &req);
     };
     match serve(svc, admitted.route, user, req) {
-        Ok(x) => Response::xml(200, xml::success(x)),
+        Ok(Answer::Xml(x)) => Response::xml(200, xml::success(x)),
+        Ok(Answer::Chunk(c)) => Response::with_body(200, Body::Chunk(Box::new(c))),
         Err(e) => Response::error(e),
     }
 }
@@ -188,27 +235,32 @@ fn serve<K: Kv + ?Sized>(
     route: Route,
     user: &User,
     req: Request<'_>,
-) -> ApiResult<Xml> {
+) -> ApiResult<Answer> {
     let body = if req.method == "GET" {
         Vec::new()
     } else {
         req.body
     };
     let params = Params::parse(req.query, req.content_type, body)?;
-    match (route, req.method) {
+    let chunk = |id: &str| {
+        svc.download(user, id, params.number("chunk_index")?)
+            .map(Answer::Chunk)
+    };
+    let xml = match (route, req.method) {
         (Route::Manifests, _) => svc.list_manifests(user),
         (Route::Manifest(id), "GET") => svc.show_manifest(user, &id),
         (Route::Manifest(id), _) => svc.archive(user, &id, &params),
         (Route::Files, "GET") => match params.get("id") {
-            Some(id) => svc.download(user, id, params.number("chunk_index")?),
+            Some(id) => return chunk(id),
             None => svc.list_files(user, params.get("id_manifest")),
         },
         (Route::Files, _) => svc.start_upload(user, params),
-        (Route::File(id), "GET") => svc.download(user, &id, params.number("chunk_index")?),
+        (Route::File(id), "GET") => return chunk(&id),
         (Route::File(id), _) => svc.continue_upload(user, &id, params),
         // `respond` answers the outbox before this.
         (Route::Outbox, _) => Err(ApiError::not_found("not_found", "no such endpoint")),
-    }
+    };
+    xml.map(Answer::Xml)
 }
 
 fn admin_token_ok(cfg: &Config, authorization: Option<&str>) -> bool {
@@ -229,7 +281,7 @@ fn json(status: u16, v: serde_json::Value) -> Response {
             ("content-type", "application/json".into()),
             ("cache-control", "no-store".into()),
         ],
-        body: v.to_string().into_bytes(),
+        body: Body::Whole(v.to_string().into_bytes()),
     }
 }
 

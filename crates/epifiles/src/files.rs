@@ -1,16 +1,22 @@
 //! `GET manifestfile/{id}?chunk_index=N` (one chunk of a stored file, in
 //! base64 with its MD5) and `GET manifestfile` (the files the user sees).
 
+use crate::chunk_encode::ChunkStream;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{self, Manifest, ManifestFile};
-use crate::render::{self, ChunkView};
+use crate::render;
 use crate::service::{Service, can_read};
 use crate::xml::Xml;
 use assetgate_identity::User;
 use assetgate_store::{ErrorCode, Kv};
 
 impl<K: Kv + ?Sized> Service<'_, K> {
-    pub fn download(&self, user: &User, id: &str, chunk_index: Option<u64>) -> ApiResult<Xml> {
+    pub fn download(
+        &self,
+        user: &User,
+        id: &str,
+        chunk_index: Option<u64>,
+    ) -> ApiResult<ChunkStream> {
         let f = self.manifest_file(id)?;
         let m = self.manifest(&f.manifest)?;
         if !can_read(user, &m) {
@@ -63,14 +69,7 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         } else {
             f
         };
-        let chunk = ChunkView {
-            index: n,
-            total,
-            pieces: &pieces,
-        };
-        let mut x = Xml::with_capacity(chunk.encoded_len() + 2048);
-        render::manifest_file(&mut x, &f, total, Some(chunk));
-        Ok(x)
+        Ok(render::download_chunk(&f, n, total, pieces))
     }
 
     /// A manager fetched the last chunk: the file counts as downloaded, and
@@ -119,7 +118,6 @@ impl<K: Kv + ?Sized> Service<'_, K> {
                         &mut x,
                         &f,
                         f.download_chunks(self.cfg.download_chunk_size),
-                        None,
                     );
                 }
             }

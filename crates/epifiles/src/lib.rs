@@ -6,7 +6,7 @@
 //! module is the component's glue.
 
 pub mod api;
-mod chunk_encode;
+pub mod chunk_encode;
 pub mod config;
 pub mod error;
 mod files;
@@ -22,7 +22,7 @@ pub mod spin;
 mod upload;
 pub mod xml;
 
-pub use api::{Request, Response, handle};
+pub use api::{Body, Request, Response, handle};
 pub use config::Config;
 pub use error::ApiError;
 pub use service::Service;

@@ -1,9 +1,9 @@
 //! The XML elements of the reference: `<manifest>`, `<manifest_file>` and
 //! the upload progress answer.
 
-use crate::chunk_encode::ChunkEncoder;
+use crate::chunk_encode::ChunkStream;
 use crate::model::{Manifest, ManifestFile, Process};
-use crate::xml::Xml;
+use crate::xml::{self, Xml};
 use assetgate_web::time::rfc3339;
 
 /// `YYYY-MM-DD HH:mm:ss` (UTC).
@@ -33,24 +33,38 @@ pub fn manifest(x: &mut Xml, m: &Manifest) {
         .close("manifest");
 }
 
-/// One chunk of a download: its place, and its pieces as the store gave
-/// them (base64-encoded and hashed straight into the answer).
-pub struct ChunkView<'a> {
-    pub index: u64,
-    pub total: u64,
-    pub pieces: &'a [Vec<u8>],
+/// `<manifest_file>` without content (listings, a finished upload).
+pub fn manifest_file(x: &mut Xml, f: &ManifestFile, total_chunks: u64) {
+    manifest_file_fields(x, f);
+    x.raw_text("total_chunks", &total_chunks.to_string())
+        .close("file")
+        .close("manifest_file");
 }
 
-impl ChunkView<'_> {
-    /// The bytes `<response>` holds for this chunk besides the file's small
-    /// fields.
-    pub fn encoded_len(&self) -> usize {
-        crate::chunk_encode::encoded_len(self.pieces.iter().map(Vec::len).sum())
-    }
+/// The whole success answer of a download chunk: `<manifest_file>` whose
+/// `<file>` carries chunk `index` of `total` (`pieces`, in order) in
+/// base64 with its MD5, streamed part by part.
+pub fn download_chunk(
+    f: &ManifestFile,
+    index: u64,
+    total: u64,
+    pieces: Vec<Vec<u8>>,
+) -> ChunkStream {
+    let mut head = Xml::new();
+    manifest_file_fields(&mut head, f);
+    head.open("content");
+    let mut tail = Xml::new();
+    tail.raw_text("chunk_index", &index.to_string())
+        .raw_text("total_chunks", &total.to_string())
+        .close("file")
+        .close("manifest_file");
+    let mut tail = tail.into_string();
+    tail.push_str(xml::SUCCESS_TAIL);
+    ChunkStream::new(head.into_head(), pieces, tail)
 }
 
-/// `<manifest_file>`; with `chunk`, the `<file>` carries its content.
-pub fn manifest_file(x: &mut Xml, f: &ManifestFile, total_chunks: u64, chunk: Option<ChunkView>) {
+/// `<manifest_file>` and its `<file>` up to the file name.
+fn manifest_file_fields(x: &mut Xml, f: &ManifestFile) {
     x.open("manifest_file")
         .raw_text("id", &f.id)
         .raw_text("id_manifest", &f.manifest)
@@ -65,24 +79,6 @@ pub fn manifest_file(x: &mut Xml, f: &ManifestFile, total_chunks: u64, chunk: Op
         .raw_text("file_hash", &f.md5)
         .raw_text("size", &f.size.to_string())
         .text("filename", &f.filename);
-    match chunk {
-        Some(c) => {
-            let md5 = x.raw_with("content", |out| {
-                let mut encoder = ChunkEncoder::new(out);
-                for piece in c.pieces {
-                    encoder.push(piece);
-                }
-                encoder.finish()
-            });
-            x.raw_text("hash", &md5)
-                .raw_text("chunk_index", &c.index.to_string())
-                .raw_text("total_chunks", &c.total.to_string());
-        }
-        None => {
-            x.raw_text("total_chunks", &total_chunks.to_string());
-        }
-    }
-    x.close("file").close("manifest_file");
 }
 
 /// The answer while an upload is incomplete: the same `process_id`, plus

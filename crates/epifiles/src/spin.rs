@@ -3,8 +3,8 @@
 //! read the request, call [`crate::api`], write the answer; then sweep
 //! expired uploads and deliver due notifications.
 
-use crate::{ApiError, Config, Request, Service, api, xml};
-use assetgate_component::{Req, check_status, fetch, method_name, send, var};
+use crate::{ApiError, Body, Config, Request, Response, Service, api, xml};
+use assetgate_component::{Req, check_status, fetch, method_name, send, send_parts, var};
 use assetgate_store::spin::SpinKv;
 use assetgate_web::{secret, time};
 use spin_sdk::http::{IncomingRequest, Method, ResponseOutparam};
@@ -53,7 +53,7 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
         Ok(a) => a,
         Err(refused) => {
             eprintln!("epifiles: {method} {} → {}", req.full_path, refused.status);
-            return send(out, refused.status, &refused.headers, refused.body).await;
+            return respond(out, refused).await;
         }
     };
     let body = match req.read_body(cfg.max_request_body()).await {
@@ -89,13 +89,23 @@ pub async fn serve(req: IncomingRequest, out: ResponseOutparam) {
     if resp.status >= 400 {
         eprintln!("epifiles: {method} {} → {}", req.full_path, resp.status);
     }
-    send(out, resp.status, &resp.headers, resp.body).await;
+    respond(out, resp).await;
 
     if let Err(e) = svc.sweep() {
         eprintln!("epifiles: sweep failed: {e}");
     }
     if let Some(hook) = &webhook {
         deliver(&svc, hook).await;
+    }
+}
+
+async fn respond(out: ResponseOutparam, resp: Response) {
+    match resp.body {
+        Body::Whole(body) => send(out, resp.status, &resp.headers, body).await,
+        Body::Chunk(chunk) => {
+            let len = chunk.len();
+            send_parts(out, resp.status, &resp.headers, len, *chunk).await
+        }
     }
 }
 

@@ -273,12 +273,7 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         if p.state == ProcessState::Done {
             // Completed by a concurrent request meanwhile.
             let f = self.manifest_file(&p.manifest_file)?;
-            render::manifest_file(
-                &mut x,
-                &f,
-                f.download_chunks(self.cfg.download_chunk_size),
-                None,
-            );
+            render::manifest_file(&mut x, &f, f.download_chunks(self.cfg.download_chunk_size));
         } else {
             render::progress(&mut x, &p, index);
         }
@@ -377,7 +372,6 @@ impl<K: Kv + ?Sized> Service<'_, K> {
             &mut x,
             &file,
             file.download_chunks(self.cfg.download_chunk_size),
-            None,
         );
         Ok(x)
     }
@@ -438,12 +432,7 @@ impl<K: Kv + ?Sized> Service<'_, K> {
         }
         let f = self.manifest_file(&p.manifest_file)?;
         let mut x = Xml::new();
-        render::manifest_file(
-            &mut x,
-            &f,
-            f.download_chunks(self.cfg.download_chunk_size),
-            None,
-        );
+        render::manifest_file(&mut x, &f, f.download_chunks(self.cfg.download_chunk_size));
         Ok(x)
     }
 

@@ -11,40 +11,23 @@
 /// A small writer of the inside of `<response>`: elements are opened and
 /// closed explicitly, text is escaped, and characters XML 1.0 forbids
 /// become U+FFFD. It writes into the answer's own buffer, after the
-/// envelope's head, so [`success`] adds the tail without copying a
-/// megabyte of chunk again.
+/// envelope's head, so [`success`] adds the tail without a copy, and a
+/// streamed answer starts with [`Xml::into_head`].
 pub struct Xml {
     out: String,
 }
 
 impl Default for Xml {
     fn default() -> Self {
-        Self::with_capacity(0)
+        Xml {
+            out: String::from(HEAD),
+        }
     }
 }
 
 impl Xml {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// For an answer of about `len` bytes inside `<response>` (a download
-    /// chunk's base64): one allocation, never grown by doubling.
-    pub fn with_capacity(len: usize) -> Self {
-        let mut out = String::with_capacity(HEAD.len() + len + SUCCESS_TAIL.len());
-        out.push_str(HEAD);
-        Xml { out }
-    }
-
-    /// `<name>`, what `write` appends, `</name>`: text known to need no
-    /// escaping (base64, hex), written in place.
-    pub fn raw_with<R>(&mut self, name: &str, write: impl FnOnce(&mut String) -> R) -> R {
-        self.open(name);
-        let start = self.out.len();
-        let r = write(&mut self.out);
-        debug_assert!(!self.out[start..].contains(['<', '&', '>']));
-        self.close(name);
-        r
     }
 
     pub fn open(&mut self, name: &str) -> &mut Self {
@@ -89,6 +72,12 @@ impl Xml {
     pub fn into_string(mut self) -> String {
         self.out.split_off(HEAD.len())
     }
+
+    /// The answer so far, envelope head included: the start of a success
+    /// answer whose rest follows ([`SUCCESS_TAIL`] last).
+    pub fn into_head(self) -> Vec<u8> {
+        self.out.into_bytes()
+    }
 }
 
 fn escape_into(out: &mut String, s: &str) {
@@ -106,7 +95,8 @@ fn escape_into(out: &mut String, s: &str) {
 }
 
 const HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rest generator=\"assetgate\" version=\"1.0\"><response>";
-const SUCCESS_TAIL: &str = "</response><status>success</status></rest>\n";
+/// What ends a success answer.
+pub const SUCCESS_TAIL: &str = "</response><status>success</status></rest>\n";
 
 /// A success answer around `response` (the inside of `<response>`).
 pub fn success(response: Xml) -> Vec<u8> {
@@ -147,19 +137,17 @@ mod tests {
         assert!(s.contains(
             "<response><process_id>abc</process_id></response><status>success</status></rest>"
         ));
-        let mut x = Xml::with_capacity(32);
-        let inside = x.raw_with("content", |out| {
-            out.push_str("QUJD");
-            7
-        });
-        assert_eq!((inside, x.len()), (7, "<content>QUJD</content>".len()));
-        let capacity = x.out.capacity();
-        let s = success(x);
-        assert_eq!(s.capacity(), capacity, "the tail fits: no copy");
-        assert!(
-            String::from_utf8(s)
-                .unwrap()
-                .contains("<response><content>QUJD</content></response>")
+        let mut x = Xml::new();
+        x.open("file").raw_text("id", "7");
+        let mut streamed = x.into_head();
+        streamed.extend_from_slice(b"</file>");
+        streamed.extend_from_slice(SUCCESS_TAIL.as_bytes());
+        let mut whole = Xml::new();
+        whole.open("file").raw_text("id", "7").close("file");
+        assert_eq!(
+            streamed,
+            success(whole),
+            "a head and its tail make the answer"
         );
         let f = String::from_utf8(failure("bad_base64", "content <is> not base64")).unwrap();
         assert!(f.contains("<response><message>content &lt;is&gt; not base64</message><code>bad_base64</code></response><status>failed</status>"));

@@ -2,7 +2,7 @@
 //! store and a controllable clock (the wasm component is exercised by the
 //! end-to-end tests in the repository's `tests/epifiles.rs`).
 
-use assetgate_epifiles::{Config, Request, Response, Service, handle};
+use assetgate_epifiles::{Body, Config, Request, Response, Service, handle};
 use assetgate_store::MemoryKv;
 use base64::Engine;
 use std::cell::Cell;
@@ -35,11 +35,19 @@ struct T {
     now: Cell<u64>,
 }
 
-struct R(Response);
+/// An answer, and its body in one buffer (a download chunk's is made part
+/// by part).
+struct R(Response, Vec<u8>);
 
 impl R {
+    fn new(mut r: Response) -> R {
+        let len = r.body.len();
+        let body = std::mem::replace(&mut r.body, Body::Whole(Vec::new())).into_bytes();
+        assert_eq!(body.len(), len, "the announced length is the body's");
+        R(r, body)
+    }
     fn text(&self) -> String {
-        String::from_utf8(self.0.body.clone()).unwrap()
+        String::from_utf8(self.1.clone()).unwrap()
     }
     fn get(&self, t: &str) -> String {
         tag(&self.text(), t)
@@ -115,7 +123,7 @@ impl T {
             now: self.now.get(),
             webhook: false,
         };
-        R(handle(
+        R::new(handle(
             &svc,
             Request {
                 method,
@@ -773,7 +781,7 @@ fn manager_downloads_complete_the_manifest_and_archive_notifies() {
         },
     );
     assert_eq!(r.status, 200);
-    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body.into_bytes()).unwrap();
     let n = v["notifications"].as_array().unwrap();
     assert_eq!(
         n.iter()
@@ -1087,7 +1095,7 @@ fn malformed_encoding_is_400_everywhere_and_401_in_credentials() {
                 webhook: false,
             };
             let auth = format!("Basic {}", B64.encode(&raw));
-            let r = R(handle(
+            let r = R::new(handle(
                 &svc,
                 Request {
                     method: "GET",
@@ -1175,11 +1183,10 @@ fn admission_decides_route_method_and_credentials_without_the_body() {
             (Ok(_), None) => {}
             (Err(r), Some((status, code))) => {
                 assert_eq!(r.status, status, "{method} {path}");
-                let text = String::from_utf8_lossy(&r.body).into_owned();
+                let challenged = r.header("www-authenticate").is_some();
+                let text = String::from_utf8_lossy(&r.body.into_bytes()).into_owned();
                 assert!(text.contains(code), "{method} {path}: {text}");
-                if status == 401 {
-                    assert!(r.header("www-authenticate").is_some());
-                }
+                assert_eq!(challenged, status == 401, "{method} {path}");
             }
             (Ok(_), Some(x)) => panic!("{method} {path}: admitted, expected {x:?}"),
             (Err(r), None) => panic!("{method} {path}: refused with {}", r.status),
