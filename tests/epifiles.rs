@@ -639,6 +639,22 @@ fn a_256_mib_file_goes_through_with_bounded_host_memory() {
         peak < baseline + 160,
         "host peak RSS {peak} MiB vs baseline {baseline} MiB"
     );
+    // A download chunk's answer is streamed: its instance holds the 1 MiB
+    // chunk and a part of its base64, not the 1.4 MB answer as well (that
+    // was 3.4 MiB of linear memory per request).
+    let logs = host.logs();
+    let peaks: Vec<u64> = logs
+        .lines()
+        .filter(|l| l.contains("instance ended component=epifiles"))
+        .filter_map(|l| l.split("peak_memory_bytes=").nth(1)?.trim().parse().ok())
+        .collect();
+    let downloads = &peaks[peaks.len().saturating_sub(256)..];
+    assert_eq!(downloads.len(), 256, "one instance per download chunk");
+    let most = downloads.iter().max().copied().unwrap_or_default();
+    assert!(
+        most <= 3 << 20,
+        "a download chunk's instance peaked at {most} bytes"
+    );
     let _ = std::fs::remove_file(&src);
     let _ = std::fs::remove_file(&out);
 }
