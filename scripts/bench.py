@@ -20,7 +20,9 @@ Exits non-zero when a run fails, never because a figure is slow.
       downloaded: with the Python reference client one chunk at a time (8 MiB
       raw chunks, and 1 MiB base64 chunks), and with the `assetgate` CLI at
       --parallel 4 (8 MiB base64 chunks, and 8 MiB raw chunks)
-      vs the same bytes PUT to and GET from a trivial loopback HTTP server
+      vs the same bytes PUT to and GET from a trivial loopback HTTP server;
+      P3c rows: the CPU each transfer cost (host + client, ms per MiB) vs
+      the baseline's (curl + the loopback server)
   P4  peak RSS of the host during P3 (absolute)
   P3r, P4r  P3 and P4 with the whole store in Redis (store_redis_url, a
       redis-server started here), same baseline
@@ -35,6 +37,7 @@ import http.server
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -126,6 +129,12 @@ class Host:
                 time.sleep(0.1)
         sys.exit("bench: host did not start")
 
+    def cpu_seconds(self):
+        """User + system CPU the host process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
             kb = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
@@ -190,6 +199,26 @@ def timed(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def self_cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def costed(fn, host=None):
+    """Wall time of `fn`, and the CPU seconds it cost: the host's (when
+    given), the child processes' (the client), and this process's (the
+    baselines' loopback server runs on a thread here)."""
+    h0, c0, s0 = host.cpu_seconds() if host else 0.0, children_cpu(), self_cpu()
+    wall = timed(fn)
+    h1 = host.cpu_seconds() if host else 0.0
+    return wall, h1 - h0, children_cpu() - c0, self_cpu() - s0
 
 
 def record(pid, what, ours, base, unit, baseline_name):
@@ -461,12 +490,12 @@ def p3_p4(state, big, sink, users, redis=None):
 
         def up():
             out["r"] = json.loads(run(command + [url, big]).stdout)
-        t_up = timed(up)
+        c_up = costed(up, app)
         # Downloads always come in epifiles_download_chunk_size (1 MiB)
         # base64 chunks, each with its MD5: the protocol has no raw download.
         by_cli = command[0] == CLI_BIN
-        t_down = timed(lambda: download(out["r"]["id"], by_cli))
-        transfers[label] = (t_up, t_down, by_cli)
+        c_down = costed(lambda: download(out["r"]["id"], by_cli), app)
+        transfers[label] = (c_up, c_down, by_cli)
     rss = app.peak_rss_mib()
     app.stop()
 
@@ -475,14 +504,26 @@ def p3_p4(state, big, sink, users, redis=None):
 
     def get():
         run(["curl", "-sS", "-f", "-o", "/dev/null", sink.base + "/" + os.path.basename(big)])
-    base_up, base_down = timed(put), timed(get)
+    b_up, b_down = costed(put), costed(get)
     mib = size / (1 << 20)
     p3, p4, on = ("P3r", "P4r", ", store on Redis") if redis else ("P3", "P4", "")
-    for label, (t_up, t_down, by_cli) in transfers.items():
-        record(p3, f"{mib:.0f} MiB upload, {label}{on} (s)", t_up, base_up, "s", "curl PUT to loopback sink")
+
+    def cpu_row(what, ours, base, baseline_name):
+        # Wall times on a shared 2-core machine move with its other load;
+        # the CPU a transfer costs is steadier, and is what bounds it.
+        _, host, client, _ = ours
+        _, _, tool, server = base
+        record(p3 + "c", f"{what}: CPU, host {1000 * host / mib:.1f} + client {1000 * client / mib:.1f} (ms/MiB)",
+               1000 * (host + client) / mib, 1000 * (tool + server) / mib, "ms/MiB", baseline_name)
+
+    for label, (c_up, c_down, by_cli) in transfers.items():
+        what = f"{mib:.0f} MiB upload, {label}{on}"
+        record(p3, f"{what} (s)", c_up[0], b_up[0], "s", "curl PUT to loopback sink")
+        cpu_row(what, c_up, b_up, "curl + sink")
         how = "CLI --parallel 4, " if by_cli else ""
-        record(p3, f"{mib:.0f} MiB download of that file, {how}1 MiB base64 chunks{on} (s)", t_down, base_down, "s",
-               "curl GET from loopback server")
+        what = f"{mib:.0f} MiB download of that file, {how}1 MiB base64 chunks{on}"
+        record(p3, f"{what} (s)", c_down[0], b_down[0], "s", "curl GET from loopback server")
+        cpu_row(what, c_down, b_down, "curl + server")
     record(p4, f"peak RSS of the host during {p3} (MiB)", rss, None, "MiB", "-")
 
 
