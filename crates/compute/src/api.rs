@@ -8,7 +8,7 @@ use crate::journal::{self, Query};
 use crate::request;
 use crate::service::Service;
 use assetgate_store::Kv;
-use assetgate_web::{query, secret};
+use assetgate_web::{mime, query, secret};
 use serde_json::{Value, json};
 
 pub struct Request<'a> {
@@ -179,8 +179,7 @@ pub fn admit<'s, K: Kv + ?Sized>(
 /// `application/json` or a `+json` type, any parameters. A request without
 /// Content-Type is read as JSON (the reference's clients always send it).
 fn is_json(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    let media = media.to_ascii_lowercase();
+    let media = mime::essence(content_type);
     media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 

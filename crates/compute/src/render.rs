@@ -202,12 +202,7 @@ fn apply_watermark(p: &mut Pixels, bytes: &[u8], scale: f64) -> Result<(), Failu
 
 /// Media types treated as text.
 fn text_like(mime: &str) -> bool {
-    let m = mime
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let m = assetgate_web::mime::essence(mime);
     m.starts_with("text/")
         || m.ends_with("+xml")
         || m.ends_with("+json")

@@ -230,14 +230,7 @@ async fn read<K: Kv + ?Sized, T: Transport>(
         .map(str::to_string)
         .filter(|m| !m.is_empty())
         .unwrap_or(mime);
-    Ok((
-        bytes,
-        mime.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase(),
-    ))
+    Ok((bytes, assetgate_web::mime::essence(&mime)))
 }
 
 async fn fetch_source<K: Kv + ?Sized, T: Transport>(

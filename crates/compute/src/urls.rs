@@ -147,8 +147,12 @@ fn parse_data(rest: &str) -> Result<Location, String> {
         Some(m) => (m, true),
         None => (meta, false),
     };
-    let mime = mime.split(';').next().unwrap_or_default().trim();
-    let mime = if mime.is_empty() { "text/plain" } else { mime }.to_ascii_lowercase();
+    let mime = assetgate_web::mime::essence(mime);
+    let mime = if mime.is_empty() {
+        "text/plain".to_string()
+    } else {
+        mime
+    };
     let bytes = if base64 {
         base64::engine::general_purpose::STANDARD
             .decode(payload.trim())

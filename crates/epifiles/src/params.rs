@@ -24,8 +24,7 @@ impl Params {
         let mut pairs = Vec::new();
         let mut raw = None;
         let mime = content_type
-            .and_then(|c| c.split(';').next())
-            .map(|c| c.trim().to_ascii_lowercase())
+            .map(assetgate_web::mime::essence)
             .unwrap_or_default();
         match mime.as_str() {
             _ if body.is_empty() => {}

@@ -78,12 +78,7 @@ impl Limits {
 
     /// Whether `mime` (e.g. `image/png; charset=…`) matches an allowed pattern.
     pub fn mime_allowed(&self, mime: &str) -> bool {
-        let mime = mime
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mime = assetgate_web::mime::essence(mime);
         let Some((t, s)) = mime.split_once('/') else {
             return false;
         };

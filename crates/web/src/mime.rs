@@ -1,5 +1,17 @@
 //! Content types: from magic bytes first, the file name second.
 
+/// A media type without its parameters, trimmed and lower-cased
+/// (`Image/PNG; q=1` → `image/png`): what every comparison of a declared
+/// type works on.
+pub fn essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Sniffs common asset formats from their first bytes.
 pub fn sniff(head: &[u8]) -> Option<&'static str> {
     let table: [(&[u8], &str); 12] = [
@@ -62,13 +74,7 @@ pub fn from_name(name: &str) -> Option<&'static str> {
 /// missing one is replaced by what the bytes or the name say.
 pub fn resolve(declared: Option<&str>, head: &[u8], name: &str) -> String {
     let declared = declared
-        .map(|d| {
-            d.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(essence)
         .filter(|d| !d.is_empty() && d != "application/octet-stream" && d.contains('/'));
     declared
         .or_else(|| sniff(head).map(String::from))
@@ -79,6 +85,19 @@ pub fn resolve(declared: Option<&str>, head: &[u8], name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn essences() {
+        for (declared, want) in [
+            ("image/png", "image/png"),
+            (" Image/PNG ; q=1", "image/png"),
+            ("application/json;charset=utf-8", "application/json"),
+            ("", ""),
+            (";x", ""),
+        ] {
+            assert_eq!(essence(declared), want, "{declared:?}");
+        }
+    }
 
     #[test]
     fn resolution_order() {
