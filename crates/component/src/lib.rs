@@ -216,26 +216,39 @@ pub fn body_failure(announced: Option<u64>, chunked: bool, received: usize) -> S
     }
 }
 
-/// A response head plus a body written in one go.
-pub async fn send(out: ResponseOutparam, status: u16, headers: &[(&str, String)], body: Vec<u8>) {
+/// Sends the status and `headers` (then `more`) and opens the body, every
+/// answer's start.
+fn open_body(
+    out: ResponseOutparam,
+    status: u16,
+    headers: &[(&str, String)],
+    more: &[(&str, String)],
+) -> impl futures::Sink<Vec<u8>> + use<> {
     let fields = Fields::new();
-    for (k, v) in headers {
+    for (k, v) in headers.iter().chain(more) {
         let _ = fields.append(k, v.as_bytes());
     }
+    let resp = OutgoingResponse::new(fields);
+    let _ = resp.set_status_code(status);
+    let sink = resp.take_body();
+    out.set(resp);
+    sink
+}
+
+/// A response head plus a body written in one go.
+pub async fn send(out: ResponseOutparam, status: u16, headers: &[(&str, String)], body: Vec<u8>) {
     // 204 and 304 have no body to measure (a 304's Content-Length would
     // describe the cached representation, not this answer).
     let bodiless = status == 204 || status == 304;
+    let mut length = Vec::new();
     if !bodiless
         && !headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
     {
-        let _ = fields.append("content-length", body.len().to_string().as_bytes());
+        length.push(("content-length", body.len().to_string()));
     }
-    let resp = OutgoingResponse::new(fields);
-    let _ = resp.set_status_code(status);
-    let mut sink = resp.take_body();
-    out.set(resp);
+    let mut sink = open_body(out, status, headers, &length);
     if !body.is_empty() {
         let _ = sink.send(body).await;
     }
@@ -254,15 +267,7 @@ pub async fn send_parts(
     len: usize,
     parts: impl Iterator<Item = Vec<u8>>,
 ) {
-    let fields = Fields::new();
-    for (k, v) in headers {
-        let _ = fields.append(k, v.as_bytes());
-    }
-    let _ = fields.append("content-length", len.to_string().as_bytes());
-    let resp = OutgoingResponse::new(fields);
-    let _ = resp.set_status_code(status);
-    let mut sink = resp.take_body();
-    out.set(resp);
+    let mut sink = open_body(out, status, headers, &[("content-length", len.to_string())]);
     for part in parts {
         if sink.send(part).await.is_err() {
             return;
@@ -370,19 +375,14 @@ pub async fn send_blob<K: Kv + ?Sized>(
         let extra = [("accept-ranges", "bytes".to_string())];
         return send_status(out, 413, "too-large", &message, &extra).await;
     }
-    let fields = Fields::new();
-    for (k, v) in headers {
-        let _ = fields.append(k, v.as_bytes());
-    }
-    let _ = fields.append("content-length", (end - start).to_string().as_bytes());
-    let _ = fields.append("accept-ranges", b"bytes");
+    let mut more = vec![
+        ("content-length", (end - start).to_string()),
+        ("accept-ranges", "bytes".to_string()),
+    ];
     if let Some(cr) = range.content_range(d.size) {
-        let _ = fields.append("content-range", cr.as_bytes());
+        more.push(("content-range", cr));
     }
-    let resp = OutgoingResponse::new(fields);
-    let _ = resp.set_status_code(status);
-    let mut sink = resp.take_body();
-    out.set(resp);
+    let mut sink = open_body(out, status, headers, &more);
     let reader = match blobs.read_range(id, start, end) {
         Ok(r) => r,
         Err(_) => return,
