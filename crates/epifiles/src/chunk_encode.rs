@@ -24,6 +24,7 @@ const HASH_CLOSE: &str = "</hash>";
 /// The parts of one download answer, in order ([`Iterator`]); their total
 /// is [`ChunkStream::len`], known before the first.
 pub struct ChunkStream {
+    len: usize,
     head: Option<Vec<u8>>,
     pieces: Vec<Vec<u8>>,
     /// The piece being encoded, and where in it.
@@ -37,7 +38,11 @@ pub struct ChunkStream {
 impl ChunkStream {
     /// `head` ends with `<content>`; `tail` is what follows `</hash>`.
     pub fn new(head: Vec<u8>, pieces: Vec<Vec<u8>>, tail: String) -> ChunkStream {
+        let bytes: usize = pieces.iter().map(Vec::len).sum();
+        let len =
+            head.len() + encoded_len(bytes) + HASH_OPEN.len() + 32 + HASH_CLOSE.len() + tail.len();
         ChunkStream {
+            len,
             head: Some(head),
             pieces,
             piece: 0,
@@ -50,13 +55,7 @@ impl ChunkStream {
 
     /// The whole answer's length in bytes (its `Content-Length`).
     pub fn len(&self) -> usize {
-        let bytes: usize = self.pieces.iter().map(Vec::len).sum();
-        self.head.as_ref().map_or(0, Vec::len)
-            + encoded_len(bytes)
-            + HASH_OPEN.len()
-            + 32
-            + HASH_CLOSE.len()
-            + self.tail.as_ref().map_or(0, String::len)
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
